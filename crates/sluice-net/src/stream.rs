@@ -1,0 +1,69 @@
+//! Stream enums so one connection type serves every transport without boxing.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+
+/// Forwards AsyncRead/AsyncWrite to whichever variant is live (all variants are Unpin).
+macro_rules! delegate_io {
+    ($ty:ident { $($variant:ident),+ }) => {
+        impl AsyncRead for $ty {
+            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_read(cx, buf),)+ }
+            }
+        }
+        impl AsyncWrite for $ty {
+            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_write(cx, buf),)+ }
+            }
+            fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+                match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_write_vectored(cx, bufs),)+ }
+            }
+            fn is_write_vectored(&self) -> bool {
+                match self { $($ty::$variant(s) => s.is_write_vectored(),)+ }
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_flush(cx),)+ }
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_shutdown(cx),)+ }
+            }
+        }
+    };
+}
+
+/// A client connection accepted by a listener.
+#[derive(Debug)]
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+delegate_io!(ClientStream { Tcp, Unix });
+
+/// A connected upstream socket before (or without) TLS.
+#[derive(Debug)]
+pub enum PlainStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+delegate_io!(PlainStream { Tcp, Unix });
+
+/// An upstream connection, ready for HTTP.
+#[derive(Debug)]
+pub enum UpstreamStream {
+    Plain(PlainStream),
+    Tls(Box<tokio_rustls::client::TlsStream<PlainStream>>),
+}
+delegate_io!(UpstreamStream { Plain, Tls });
+
+impl UpstreamStream {
+    /// The ALPN protocol the server selected, if TLS negotiated one.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Self::Plain(_) => None,
+            Self::Tls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! TLS origination: one rustls `ClientConfig` per distinct TLS setting, so connections
+//! that share settings also share the session-resumption cache.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sluice_config::Tls;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// Why a TLS setting could not be turned into a client config.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("CA file {0} holds no usable certificate")]
+    EmptyCaFile(String),
+    #[error("no trusted CA certificates found in the system store; set tls.ca_file")]
+    NoSystemRoots,
+    #[error("invalid TLS server name {0:?}")]
+    BadServerName(String),
+    #[error("TLS setup failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A ready rustls client configuration plus the settings it was made from.
+#[derive(Debug, Clone)]
+pub struct TlsClientConfig {
+    pub config: Arc<ClientConfig>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// The system trust store, loaded once per process (it is a few hundred files).
+fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    if let Some(r) = ROOTS.get() {
+        return Ok(r.clone());
+    }
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut store = RootCertStore::empty();
+    let (added, _ignored) = store.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        return Err(TlsError::NoSystemRoots);
+    }
+    Ok(ROOTS.get_or_init(|| Arc::new(store)).clone())
+}
+
+fn file_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let shown = path.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| TlsError::CaFile {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+    let mut store = RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsError::EmptyCaFile(shown));
+    }
+    Ok(Arc::new(store))
+}
+
+impl TlsClientConfig {
+    /// Builds the client config for one backend's TLS settings (ALPN `http/1.1`).
+    pub fn new(tls: &Tls) -> Result<Self, TlsError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?;
+        let mut config = if tls.verify {
+            let roots = match &tls.ca_file {
+                Some(path) => file_roots(path)?,
+                None => system_roots()?,
+            };
+            builder.with_root_certificates(roots).with_no_client_auth()
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+                .with_no_client_auth()
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            config: Arc::new(config),
+        })
+    }
+
+    /// Parses a server name for SNI and verification.
+    pub fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
+        ServerName::try_from(name.to_string())
+            .map_err(|_| TlsError::BadServerName(name.to_string()))
+    }
+}
+
+/// `verify: false`: accepts any certificate, but still checks that the handshake was
+/// signed by the key in it (so the connection is at least not trivially hijacked mid-way).
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
