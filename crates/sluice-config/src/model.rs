@@ -105,12 +105,10 @@ pub struct Listener {
     /// Listen backlog (pending connections the kernel queues before accept).
     #[serde(default = "default_backlog")]
     pub backlog: u32,
-    /// How long an idle client keep-alive connection is kept open.
+    /// How long a client connection may sit without sending a complete request head:
+    /// both the idle time between keep-alive requests and a slow first request.
     #[serde(default = "default_client_keepalive")]
     pub keepalive_timeout: HumanDuration,
-    /// Time allowed for a client to send the complete request head.
-    #[serde(default = "default_header_timeout")]
-    pub request_header_timeout: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,9 +351,6 @@ fn default_backlog() -> u32 {
 }
 fn default_client_keepalive() -> HumanDuration {
     HumanDuration::secs(60)
-}
-fn default_header_timeout() -> HumanDuration {
-    HumanDuration::secs(30)
 }
 fn default_prefix() -> String {
     "/".into()

@@ -38,10 +38,6 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
             return err(at("backlog"), "must be at least 1");
         }
         positive(&at("keepalive_timeout"), l.keepalive_timeout.get())?;
-        positive(
-            &at("request_header_timeout"),
-            l.request_header_timeout.get(),
-        )?;
     }
     if let Some(admin) = &c.admin {
         if binds.contains(&admin.bind) {

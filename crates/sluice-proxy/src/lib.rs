@@ -1,1 +1,21 @@
+//! The sluice data path: HTTP server connections, routing, forwarding over the shared
+//! upstream pool, and the answers sluice gives itself when something fails.
 
+mod access;
+mod backend;
+mod body;
+mod error;
+mod headers;
+mod metrics;
+mod proxy;
+mod router;
+mod runtime;
+mod server;
+mod upstream;
+
+pub use body::RespBody;
+pub use error::{ProxyError, ERROR_HEADER};
+pub use metrics::Metrics;
+pub use proxy::{ClientInfo, Proxy};
+pub use runtime::{compile, Runtime};
+pub use server::{serve, ListenerSettings};

@@ -1,1 +1,59 @@
-fn main() {}
+//! `sluice`: the command line. `run` serves, `check` validates a config like `nginx -t`.
+
+mod logging;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// sluice: a connection-pooling HTTP proxy.
+///
+/// Apps send plain HTTP to sluice (TCP or a Unix socket); sluice forwards it over a
+/// warm pool of upstream connections (TLS, HTTP/1.1 keep-alive) shared by every client,
+/// so thousands of short client connections become a few long upstream ones.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve: bind the listeners and proxy until SIGTERM/SIGINT, then drain and exit 0.
+    Run {
+        /// The YAML config file (see README: config reference).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit: 0 if valid; otherwise print the file, the
+    /// field and why, and exit 1.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match run::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} listeners, {} routes, {} backends)",
+                    config.display(),
+                    c.listeners.len(),
+                    c.routes.len(),
+                    c.backends.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => run::run(&config),
+    }
+}

@@ -1,0 +1,95 @@
+//! Host (and path prefix) → route. Exact hosts win over wildcards, a longer wildcard
+//! suffix over a shorter one, and `*` comes last; within a host, the longest matching
+//! path prefix wins. If no prefix matches for the most specific host, less specific
+//! host rules are tried.
+
+use crate::backend::Backend;
+use crate::metrics::Name;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Route {
+    pub prefix: String,
+    pub backend: Arc<Backend>,
+    /// `host` + `path_prefix`, the `route` label of metrics and logs.
+    pub label: Name,
+}
+
+#[derive(Default)]
+pub struct Router {
+    exact: HashMap<String, Vec<Route>>,
+    /// Keyed by the suffix after `*.` (e.g. `example.com`).
+    wildcard: HashMap<String, Vec<Route>>,
+    any: Vec<Route>,
+}
+
+impl Router {
+    /// Adds a route; `host` is already validated and lower-case.
+    pub fn add(&mut self, host: &str, route: Route) {
+        let list = if host == "*" {
+            &mut self.any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            self.wildcard.entry(suffix.to_string()).or_default()
+        } else {
+            self.exact.entry(host.to_string()).or_default()
+        };
+        list.push(route);
+        list.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    }
+
+    /// Finds the route for a request. `host` must be lower-case without a port.
+    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+        if let Some(r) = self.exact.get(host).and_then(|l| by_prefix(l, path)) {
+            return Some(r);
+        }
+        if !self.wildcard.is_empty() {
+            let mut rest = host;
+            while let Some((_, suffix)) = rest.split_once('.') {
+                if let Some(r) = self.wildcard.get(suffix).and_then(|l| by_prefix(l, path)) {
+                    return Some(r);
+                }
+                rest = suffix;
+            }
+        }
+        by_prefix(&self.any, path)
+    }
+}
+
+/// Routes are sorted longest prefix first, so the first match is the longest.
+fn by_prefix<'a>(list: &'a [Route], path: &str) -> Option<&'a Route> {
+    list.iter().find(|r| path.starts_with(r.prefix.as_str()))
+}
+
+/// The host of a `Host` header or authority: lower-cased, port and brackets removed.
+pub fn normalize_host(raw: &str) -> std::borrow::Cow<'_, str> {
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(h, _)| h)
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                raw
+            }
+        })
+    };
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_host;
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(normalize_host("API.Example.com:8080"), "api.example.com");
+        assert_eq!(normalize_host("[::1]:80"), "::1");
+        assert_eq!(normalize_host("example.com."), "example.com");
+    }
+}

@@ -1,0 +1,187 @@
+//! Config → runtime tables: routes compiled into a [`Router`], backends with their
+//! TLS client configs and pool keys resolved. Done once per config, off the hot path.
+
+use crate::backend::{Backend, Server};
+use crate::metrics::{BackendMetrics, Metrics, Name};
+use crate::router::{Route, Router};
+use sluice_config::{Config, ConfigError, ServerAddr, Tls};
+use sluice_net::{Target, TlsClientConfig};
+use sluice_pool::{Policy, PoolKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One immutable snapshot of everything a request needs.
+pub struct Runtime {
+    pub router: Router,
+    pub backends: Vec<Arc<Backend>>,
+    pub access_log: bool,
+}
+
+/// Builds the runtime tables. Fails (naming the field) on what only shows when the
+/// settings are used, like an unparsable CA file. `origin` names the config in errors.
+pub fn compile(config: &Config, metrics: &Metrics, origin: &str) -> Result<Runtime, ConfigError> {
+    let fail = |field: String, reason: String| ConfigError {
+        file: origin.to_string(),
+        field,
+        reason,
+    };
+    let mut tls_configs: HashMap<&Tls, TlsClientConfig> = HashMap::new();
+    let mut backends: HashMap<&str, Arc<Backend>> = HashMap::new();
+    let mut ordered = Vec::new();
+    for (i, b) in config.backends.iter().enumerate() {
+        let tls_config = match &b.tls {
+            None => None,
+            Some(tls) => match tls_configs.get(tls) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    let c = TlsClientConfig::new(tls)
+                        .map_err(|e| fail(format!("backends[{i}].tls"), e.to_string()))?;
+                    if !tls.verify {
+                        tracing::warn!(backend = %b.name, "TLS certificate verification is OFF for this backend");
+                    }
+                    tls_configs.insert(tls, c.clone());
+                    Some(c)
+                }
+            },
+        };
+        let mut servers = Vec::with_capacity(b.servers.len());
+        for (j, addr) in b.servers.iter().enumerate() {
+            let (tls, tls_identity) = match (&b.tls, &tls_config) {
+                (Some(tls), Some(c)) => {
+                    let sni = tls.sni.as_deref().or(addr.host()).unwrap_or_default();
+                    let name = TlsClientConfig::server_name(sni)
+                        .map_err(|e| fail(format!("backends[{i}].servers[{j}]"), e.to_string()))?;
+                    let ca = tls
+                        .ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "system".into());
+                    (
+                        Some((c.config.clone(), name)),
+                        format!("tls;sni={sni};verify={};ca={ca};alpn=http/1.1", tls.verify),
+                    )
+                }
+                _ => (None, "plain".to_string()),
+            };
+            servers.push(Server {
+                target: Target {
+                    addr: addr.clone(),
+                    tls,
+                },
+                key: PoolKey::new(format!("{addr}|{tls_identity}")),
+                label: Name::new(&display(addr)),
+            });
+        }
+        let name = Name::new(&b.name);
+        let policy = Policy {
+            max_idle: b.pool.max_idle_per_server,
+            idle_timeout: b.pool.idle_timeout.get(),
+            max_requests: b.pool.max_requests_per_connection,
+            max_lifetime: b.pool.max_lifetime.get(),
+        };
+        let backend = Arc::new(Backend::new(
+            name.clone(),
+            servers,
+            b.timeouts.connect.get(),
+            b.timeouts.response.get(),
+            policy,
+            BackendMetrics::new(metrics, &name),
+        ));
+        backends.insert(&b.name, backend.clone());
+        ordered.push(backend);
+    }
+    let mut router = Router::default();
+    for (i, r) in config.routes.iter().enumerate() {
+        let backend = backends.get(r.backend.as_str()).cloned().ok_or_else(|| {
+            fail(
+                format!("routes[{i}].backend"),
+                format!("unknown backend {:?}", r.backend),
+            )
+        })?;
+        let label = Name::new(&format!("{}{}", r.host, r.path_prefix));
+        router.add(
+            &r.host,
+            Route {
+                prefix: r.path_prefix.clone(),
+                backend,
+                label,
+            },
+        );
+    }
+    Ok(Runtime {
+        router,
+        backends: ordered,
+        access_log: config.log.access_log,
+    })
+}
+
+fn display(addr: &ServerAddr) -> String {
+    addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    fn runtime(routes: &str) -> Runtime {
+        let yaml = format!(
+            "listeners: [{{name: e, bind: '127.0.0.1:0'}}]\nbackends: [{{name: a, servers: ['a:1']}}, {{name: b, servers: ['b:1']}}, {{name: c, servers: ['c:1']}}]\nroutes: {routes}"
+        );
+        let config = sluice_config::parse("t", &yaml).unwrap();
+        compile(&config, &Metrics::register(&mut Registry::default()), "t").unwrap()
+    }
+
+    fn backend_for(rt: &Runtime, host: &str, path: &str) -> Option<String> {
+        rt.router
+            .find(host, path)
+            .map(|r| r.backend.name.as_str().to_string())
+    }
+
+    #[test]
+    fn exact_beats_wildcard_beats_any_and_longest_prefix_wins() {
+        let rt = runtime(
+            "[{host: '*', backend: c}, {host: '*.example.com', backend: b}, {host: api.example.com, backend: a},
+              {host: api.example.com, path_prefix: /v2, backend: b}]",
+        );
+        assert_eq!(
+            backend_for(&rt, "api.example.com", "/v1").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            backend_for(&rt, "api.example.com", "/v2/x").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            backend_for(&rt, "x.y.example.com", "/").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            backend_for(&rt, "example.com", "/").as_deref(),
+            Some("c"),
+            "wildcard excludes the apex"
+        );
+        assert_eq!(backend_for(&rt, "other.org", "/").as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn no_match_without_catch_all() {
+        let rt = runtime("[{host: api.example.com, path_prefix: /v1, backend: a}]");
+        assert_eq!(backend_for(&rt, "api.example.com", "/v2"), None);
+        assert_eq!(backend_for(&rt, "nope.example.com", "/v1"), None);
+    }
+
+    #[test]
+    fn same_server_and_tls_share_a_pool_key() {
+        let yaml = "listeners: [{name: e, bind: '127.0.0.1:0'}]\nbackends: [{name: a, servers: ['x:1']}, {name: b, servers: ['x:1']}, {name: c, servers: ['x:1'], tls: {verify: false}}]";
+        let config = sluice_config::parse("t", yaml).unwrap();
+        let rt = compile(&config, &Metrics::register(&mut Registry::default()), "t").unwrap();
+        let key = |i: usize| rt.backends[i].servers[0].key.clone();
+        assert_eq!(key(0), key(1));
+        assert_ne!(
+            key(0),
+            key(2),
+            "TLS settings make connections non-interchangeable"
+        );
+    }
+}
