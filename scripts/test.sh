@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, end-to-end tests through the real binary (real
+# sockets, real TLS, in-process origins), and `sluice check` on every example config.
+# Needs only the Rust toolchain; nothing else is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --locked -p sluice
+for f in examples/*.yaml; do
+  target/debug/sluice check --config "$f"
+done
+cargo test --workspace --locked "$@"
