@@ -30,11 +30,14 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
     let de = serde_yaml_ng::Deserializer::from_str(text);
     let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        ConfigError {
-            file: origin.to_string(),
-            field: if field == "." { String::new() } else { field },
-            reason: e.into_inner().to_string(),
-        }
+        let field = if field == "." { String::new() } else { field };
+        let reason = e.into_inner().to_string();
+        // serde_yaml_ng already prefixes some messages with the path; say it once.
+        let reason = match reason.strip_prefix(&format!("{field}: ")) {
+            Some(rest) if !field.is_empty() => rest.to_string(),
+            _ => reason,
+        };
+        ConfigError { file: origin.to_string(), field, reason }
     })?;
     validate::validate(&mut config).map_err(|(field, reason)| ConfigError {
         file: origin.to_string(),
