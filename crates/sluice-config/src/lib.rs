@@ -37,7 +37,11 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
             Some(rest) if !field.is_empty() => rest.to_string(),
             _ => reason,
         };
-        ConfigError { file: origin.to_string(), field, reason }
+        ConfigError {
+            file: origin.to_string(),
+            field,
+            reason,
+        }
     })?;
     validate::validate(&mut config).map_err(|(field, reason)| ConfigError {
         file: origin.to_string(),

@@ -25,7 +25,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if !names.insert(l.name.as_str()) {
             return err(at("name"), format!("duplicate listener name {:?}", l.name));
         }
-        if !binds.insert(l.bind.clone()) {
+        if !is_any_port(&l.bind) && !binds.insert(l.bind.clone()) {
             return err(
                 at("bind"),
                 format!("{} is already used by another listener", l.bind),
@@ -40,7 +40,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         positive(&at("keepalive_timeout"), l.keepalive_timeout.get())?;
     }
     if let Some(admin) = &c.admin {
-        if binds.contains(&admin.bind) {
+        if !is_any_port(&admin.bind) && binds.contains(&admin.bind) {
             return err(
                 "admin.bind",
                 format!("{} is already used by a listener", admin.bind),
@@ -129,6 +129,11 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
     c.routes
         .sort_by(|a, b| (&a.host, &a.path_prefix).cmp(&(&b.host, &b.path_prefix)));
     Ok(())
+}
+
+/// Port 0 asks the kernel for any free port, so it never clashes.
+fn is_any_port(b: &crate::BindAddr) -> bool {
+    matches!(b, crate::BindAddr::Tcp(a) if a.port() == 0)
 }
 
 fn positive(field: &str, d: Duration) -> Result<(), Invalid> {

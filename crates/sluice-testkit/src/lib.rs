@@ -1,1 +1,70 @@
+//! End-to-end test toolkit for sluice: real sockets on port 0, real TLS, no sleeps.
+//!
+//! * [`Certs`]: a throw-away CA and a server certificate it signed.
+//! * [`Origin`]: an in-process HTTP/1.1 origin (TCP, TLS or Unix socket) that counts
+//!   connections and requests and echoes what it received.
+//! * [`Sluice`]: the real binary as a child process, with its logs collected.
+//! * [`client`]: one-connection-per-call clients, raw sockets, streaming uploads and
+//!   downloads.
+//!
+//! ```no_run
+//! use sluice_testkit::{get, Certs, Origin, Sluice};
+//!
+//! # async fn demo(sluice_bin: &str) {
+//! let certs = Certs::new(&["127.0.0.1"]);
+//! let origin = Origin::builder().tls(&certs).start().await;
+//! let yaml = format!(
+//!     r#"
+//! log: {{format: json}}
+//! listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+//! routes: [{{host: "*", backend: app}}]
+//! backends:
+//!   - name: app
+//!     servers: ["{server}"]
+//!     tls: {{ca_file: "{ca}"}}
+//! "#,
+//!     server = origin.server_spec(),
+//!     ca = certs.ca_file().display(),
+//! );
+//! let sluice = Sluice::start(sluice_bin, &yaml).await; // env!("CARGO_BIN_EXE_sluice")
+//!
+//! let response = get(sluice.listener_addr("egress"), "app.test", "/").await;
+//! assert_eq!(response.status, 200);
+//! assert_eq!(response.text(), "hello from origin");
+//! assert_eq!(origin.accepted(), 1);
+//! # }
+//! ```
+//!
+//! Waiting is always on an event (a log line, a counter) with a bounded timeout, never a
+//! sleep: see [`Origin::wait_until`], [`Sluice::wait_for_stderr`],
+//! [`Sluice::wait_for_access_log`] and [`Conn::closed_within`].
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod body;
+mod certs;
+pub mod client;
+mod logs;
+pub mod origin;
+mod process;
+mod wait;
+
+#[cfg(test)]
+mod tests;
+
+pub use certs::Certs;
+pub use client::{
+    download, get, get_unix, raw, request, send, send_tls, send_unix, upload, BoxError, Conn,
+    Download, Response,
+};
+pub use origin::{Origin, OriginBuilder, OriginStats};
+pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
+pub use wait::DEFAULT_WAIT;
+
+/// Re-exported so tests need no direct dependency to build requests and bodies.
+pub use {bytes, http, http_body_util, serde_json, tempfile};
+
+/// A fresh temporary directory (removed when dropped), e.g. for Unix socket paths in a config.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create temp dir")
+}
