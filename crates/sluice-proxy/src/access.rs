@@ -2,7 +2,9 @@
 //! histogram and (if enabled) one access-log line on the `access` target.
 
 use crate::body::OnComplete;
-use crate::metrics::{Metrics, Name, RequestLabels};
+use crate::metrics::{Name, RequestLabels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 
@@ -19,7 +21,7 @@ pub struct LogFields {
 
 pub struct Completion {
     pub start: Instant,
-    pub metrics: Metrics,
+    pub requests: Family<RequestLabels, Counter>,
     pub labels: RequestLabels,
     pub duration: Option<Histogram>,
     pub cause: Option<&'static str>,
@@ -29,7 +31,7 @@ pub struct Completion {
 impl OnComplete for Completion {
     fn complete(self: Box<Self>, bytes: u64, complete: bool) {
         let elapsed = Instant::now().saturating_duration_since(self.start);
-        self.metrics.requests.get_or_create(&self.labels).inc();
+        self.requests.get_or_create(&self.labels).inc();
         if let Some(h) = &self.duration {
             h.observe(elapsed.as_secs_f64());
         }

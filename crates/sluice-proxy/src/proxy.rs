@@ -28,6 +28,8 @@ pub struct Proxy {
     connector: Connector,
     metrics: Metrics,
     ids: RequestIds,
+    /// The `-` label of requests that matched no route (shared, not allocated per request).
+    dash: Name,
 }
 
 /// Who is asking, on which listener.
@@ -47,6 +49,7 @@ impl Proxy {
             connector: Connector::new(),
             metrics,
             ids: RequestIds::new(),
+            dash: Name::new(NO_ROUTE),
         }
     }
 
@@ -79,11 +82,11 @@ impl Proxy {
         });
         let mut done = Completion {
             start,
-            metrics: self.metrics.clone(),
+            requests: self.metrics.requests.clone(),
             labels: RequestLabels {
                 listener: client.listener.clone(),
-                route: Name::new(NO_ROUTE),
-                backend: Name::new(NO_ROUTE),
+                route: self.dash.clone(),
+                backend: self.dash.clone(),
                 status: 0,
             },
             duration: None,
