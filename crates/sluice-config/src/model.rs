@@ -25,18 +25,12 @@ pub struct Config {
     pub backends: Vec<Backend>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
     /// Worker threads for the data path; 0 = one per CPU. 1 runs a single-threaded reactor.
     #[serde(default)]
     pub workers: usize,
-}
-
-impl Default for Runtime {
-    fn default() -> Self {
-        Self { workers: 0 }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

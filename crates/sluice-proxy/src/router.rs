@@ -35,7 +35,7 @@ impl Router {
             self.exact.entry(host.to_string()).or_default()
         };
         list.push(route);
-        list.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        list.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     }
 
     /// Finds the route for a request. `host` must be lower-case without a port.

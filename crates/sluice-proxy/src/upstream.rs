@@ -10,6 +10,9 @@ use sluice_net::Connector;
 use sluice_pool::{Connection, Pool, Pooled};
 use std::future::poll_fn;
 
+/// How long a just-returned connection may take to become ready for its next request.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A pooled HTTP/1.1 client connection (hyper's send half; its I/O runs in a task).
 pub struct H1 {
     pub tx: http1::SendRequest<ReqBody>,
