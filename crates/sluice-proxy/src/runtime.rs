@@ -5,7 +5,7 @@ use crate::backend::{Backend, Server};
 use crate::metrics::{BackendMetrics, Metrics, Name};
 use crate::router::{Route, Router};
 use sluice_config::{Config, ConfigError, ServerAddr, Tls};
-use sluice_net::{Target, TlsClientConfig};
+use sluice_net::{Target, TlsClientConfig, TlsError};
 use sluice_pool::{Policy, PoolKey};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +34,13 @@ pub fn compile(config: &Config, metrics: &Metrics, origin: &str) -> Result<Runti
             Some(tls) => match tls_configs.get(tls) {
                 Some(c) => Some(c.clone()),
                 None => {
-                    let c = TlsClientConfig::new(tls)
-                        .map_err(|e| fail(format!("backends[{i}].tls"), e.to_string()))?;
+                    let c = TlsClientConfig::new(tls).map_err(|e| {
+                        let field = match e {
+                            TlsError::CaFile { .. } | TlsError::EmptyCaFile(_) => "tls.ca_file",
+                            _ => "tls",
+                        };
+                        fail(format!("backends[{i}].{field}"), e.to_string())
+                    })?;
                     if !tls.verify {
                         tracing::warn!(backend = %b.name, "TLS certificate verification is OFF for this backend");
                     }

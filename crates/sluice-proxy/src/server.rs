@@ -44,9 +44,12 @@ pub async fn serve(
         .get_or_create(&labels)
         .clone();
     let mut builder = http1::Builder::new();
+    // half_close: a client may shut down its sending side right after the request
+    // (nc, some HTTP/1.0 clients) and still expects the answer.
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
+        .half_close(true)
         .header_read_timeout(settings.keepalive_timeout);
     loop {
         let (stream, addr) = tokio::select! {

@@ -60,11 +60,10 @@ pub async fn acquire(
                 ));
             }
             // Returned right after its previous response ended: its I/O task is about
-            // to mark it ready (or closed). Wait for that, briefly.
-            let ready = tokio::time::timeout(
-                backend.connect_timeout,
-                poll_fn(|cx| pooled.conn.tx.poll_ready(cx)),
-            );
+            // to mark it ready (or closed). Wait for that, briefly: one that takes
+            // longer is broken, and a new connection beats a stall.
+            let ready =
+                tokio::time::timeout(READY_WAIT, poll_fn(|cx| pooled.conn.tx.poll_ready(cx)));
             if let Ok(Ok(())) = ready.await {
                 pooled.set_idle_gauge(&backend.metrics.idle);
                 return Ok((

@@ -72,6 +72,8 @@ pub fn run(path: &Path) -> ExitCode {
 }
 
 async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String> {
+    // Before anything is bound: a SIGTERM from here on drains instead of killing us.
+    let signals = Signals::install()?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let info =
@@ -134,7 +136,7 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     ready.store(true, Ordering::Relaxed);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, config = %path.display(), "sluice started");
 
-    let signal = wait_for_signal().await?;
+    let signal = signals.wait().await;
     let drain = config.shutdown.drain_timeout.get();
     tracing::info!(signal, drain_timeout = ?drain, "shutting down: closing listeners, draining in-flight requests");
     ready.store(false, Ordering::Relaxed);
@@ -164,16 +166,28 @@ async fn futures_like_join<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
     }
 }
 
-async fn wait_for_signal() -> Result<&'static str, String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| format!("cannot install SIGINT handler: {e}"))?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, both meaning "drain and exit".
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| format!("cannot install SIGINT handler: {e}"))?;
+        Ok(Self { term, int })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// The admin plane gets its own thread and single-threaded runtime, so a saturated
