@@ -54,11 +54,17 @@ impl ProxyError {
         }
     }
 
+    /// True when the upstream connection was closed or reset under the request (the
+    /// stale-connection case a replay can fix), not when the origin misbehaved.
+    pub fn is_upstream_closed(&self) -> bool {
+        self.cause == "upstream_closed"
+    }
+
     /// A failure of an exchange on an established upstream connection.
     pub fn upstream(e: &hyper::Error) -> Self {
         let cause = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
             "upstream_protocol_error"
-        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || is_reset(e) {
             "upstream_closed"
         } else if e.is_timeout() {
             "upstream_timeout"
@@ -96,6 +102,25 @@ impl ProxyError {
         );
         resp
     }
+}
+
+/// The peer reset or closed the connection under us (as when an origin's idle timer
+/// closes a pooled connection just as a request goes out).
+fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// "outer: inner: innermost" for an error and its sources.

@@ -178,10 +178,12 @@ impl Proxy {
                 Err(_) => return Err(ProxyError::response_timeout(backend.response_timeout)),
                 Ok(Err(mut e)) => {
                     let err = ProxyError::upstream(e.error());
-                    let retry = if !reused {
-                        None
-                    } else {
-                        e.take_message().or(replay)
+                    // Unsent: always safe to resend. Sent but cut by a close or reset:
+                    // resend only what is safe to repeat (idempotent, no body).
+                    let retry = match (reused, e.take_message()) {
+                        (false, _) => None,
+                        (true, Some(unsent)) => Some(unsent),
+                        (true, None) => replay.filter(|_| err.is_upstream_closed()),
                     };
                     match retry {
                         Some(again) => {

@@ -242,6 +242,45 @@ async fn a_get_sent_on_a_connection_the_origin_just_closed_is_retried_transparen
     assert_eq!(retries, 99.0, "every reused connection needed a retry");
 }
 
+/// The same race with a request that is not safe to repeat: a POST with a body that
+/// the origin received before closing. Sluice must not send it twice (the origin may
+/// have acted on it), so the client gets a 502 naming the cause, and no second
+/// connection is opened to replay it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_cut_by_the_origin_closing_is_not_replayed() {
+    let (origin, accepted) = origin_closing_each_connection_on_its_second_request().await;
+    let yaml = config(
+        r#"  - {host: "*", backend: app}"#,
+        &format!("  - name: app\n    servers: [\"{origin}\"]\n"),
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+
+    assert_eq!(
+        get(egress, "api.test", "/").await.status,
+        200,
+        "warms the pool"
+    );
+    let post = sluice_testkit::request(
+        sluice_testkit::http::Method::POST,
+        "api.test",
+        "/orders",
+        sluice_testkit::http_body_util::Full::new(sluice_testkit::bytes::Bytes::from_static(
+            b"order=1",
+        )),
+    );
+    let response = sluice_testkit::send(egress, post).await.unwrap();
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert_eq!(response.header("sluice-error"), Some("upstream_closed"));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the POST was not replayed on a new connection"
+    );
+    let retries = metric(&sluice, r#"sluice_upstream_retries_total{backend="app"}"#).await;
+    assert_eq!(retries, 0.0);
+}
+
 /// The idle-timeout race: the origin closes a connection sluice holds in its pool. The
 /// next request, sent only once the origin has closed it, must still succeed (sluice
 /// skips or retries the dead connection, it never reports it to the client).
