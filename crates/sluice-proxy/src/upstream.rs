@@ -49,22 +49,16 @@ pub async fn acquire(
 ) -> Result<(Upstream, bool), ProxyError> {
     if !fresh {
         while let Some(mut pooled) = pool.checkout(&server.key) {
-            if pooled.conn.tx.is_ready() {
-                pooled.set_idle_gauge(&backend.metrics.idle);
-                return Ok((
-                    Upstream {
-                        pooled,
-                        pool: pool.clone(),
-                    },
-                    true,
-                ));
-            }
-            // Returned right after its previous response ended: its I/O task is about
-            // to mark it ready (or closed). Wait for that, briefly: one that takes
-            // longer is broken, and a new connection beats a stall.
-            let ready =
-                tokio::time::timeout(READY_WAIT, poll_fn(|cx| pooled.conn.tx.poll_ready(cx)));
-            if let Ok(Ok(())) = ready.await {
+            // One returned right after its previous response ended may not be ready
+            // yet: its I/O task is about to mark it ready (or closed). Wait for that,
+            // briefly: one that takes longer is broken, and a new connection beats a stall.
+            let ready = pooled.conn.tx.is_ready()
+                || matches!(
+                    tokio::time::timeout(READY_WAIT, poll_fn(|cx| pooled.conn.tx.poll_ready(cx)))
+                        .await,
+                    Ok(Ok(()))
+                );
+            if ready {
                 pooled.set_idle_gauge(&backend.metrics.idle);
                 return Ok((
                     Upstream {
