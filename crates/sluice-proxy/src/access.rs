@@ -1,7 +1,6 @@
 //! What happens when a response is finished: the request counter, the duration
 //! histogram and (if enabled) one access-log line on the `access` target.
 
-use crate::body::OnComplete;
 use crate::metrics::{Name, RequestLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,8 +27,9 @@ pub struct Completion {
     pub log: Option<LogFields>,
 }
 
-impl OnComplete for Completion {
-    fn complete(self: Box<Self>, bytes: u64, complete: bool) {
+impl Completion {
+    /// `bytes`: response body bytes forwarded; `complete`: the whole body went through.
+    pub fn complete(self, bytes: u64, complete: bool) {
         let elapsed = Instant::now().saturating_duration_since(self.start);
         self.requests.get_or_create(&self.labels).inc();
         if let Some(h) = &self.duration {

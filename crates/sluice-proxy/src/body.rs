@@ -1,6 +1,7 @@
 //! Body types on both sides of the proxy. Bodies stream: a frame is forwarded as soon
 //! as it arrives and never accumulated.
 
+use crate::access::Completion;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -44,17 +45,12 @@ impl Body for ReqBody {
     }
 }
 
-/// Runs when a response has been fully sent to (or abandoned by) the client.
-pub trait OnComplete: Send + 'static {
-    /// `bytes`: response body bytes forwarded; `complete`: the whole body went through.
-    fn complete(self: Box<Self>, bytes: u64, complete: bool);
-}
-
 /// The response body sent to the client.
 pub struct RespBody {
     kind: Kind,
     bytes: u64,
-    done: Option<Box<dyn OnComplete>>,
+    /// Runs once the body is finished (access log, request metrics).
+    done: Option<Completion>,
 }
 
 enum Kind {
@@ -93,7 +89,7 @@ impl RespBody {
     }
 
     /// Sets what runs once the body is finished (access log, duration metrics).
-    pub fn on_complete(&mut self, done: Box<dyn OnComplete>) {
+    pub fn on_complete(&mut self, done: Completion) {
         self.done = Some(done);
     }
 

@@ -1,8 +1,10 @@
 //! Header rules of a forwarding proxy (RFC 9110 §7.6): hop-by-hop headers stop here,
 //! forwarding headers are added.
 
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use sluice_net::ClientAddr;
+use std::fmt::Write;
 
 /// Headers that describe one hop, never forwarded (plus any named in `Connection`).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -44,12 +46,18 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// Unix-socket clients have no address, so `X-Forwarded-For` is left as it came.
 pub fn add_forwarded(h: &mut HeaderMap, client: ClientAddr) {
     if let ClientAddr::Tcp(sa) = client {
-        let ip = sa.ip().to_string();
-        let value = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-            _ => ip,
-        };
-        if let Ok(v) = HeaderValue::try_from(value) {
+        // One allocation: previous value, separator and address written in place.
+        let prev = h
+            .get(&X_FORWARDED_FOR)
+            .map(HeaderValue::as_bytes)
+            .filter(|p| !p.is_empty());
+        let mut value = BytesMut::with_capacity(prev.map_or(0, |p| p.len() + 2) + 39);
+        if let Some(p) = prev {
+            value.extend_from_slice(p);
+            value.extend_from_slice(b", ");
+        }
+        let _ = write!(value, "{}", sa.ip());
+        if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
             h.insert(X_FORWARDED_FOR.clone(), v);
         }
     }

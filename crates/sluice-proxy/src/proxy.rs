@@ -142,7 +142,7 @@ impl Proxy {
                 rparts.headers.insert(X_REQUEST_ID.clone(), request_id);
                 done.labels.status = rparts.status.as_u16();
                 let mut body = RespBody::upstream(rbody, Some(up));
-                body.on_complete(Box::new(done));
+                body.on_complete(done);
                 Response::from_parts(rparts, body)
             }
             Err(e) => self.fail(e, done, &request_id, Some(backend)),
@@ -232,7 +232,7 @@ impl Proxy {
             .insert(X_REQUEST_ID.clone(), request_id.clone());
         done.labels.status = e.status.as_u16();
         done.cause = Some(e.cause);
-        resp.body_mut().on_complete(Box::new(done));
+        resp.body_mut().on_complete(done);
         resp
     }
 
