@@ -42,6 +42,9 @@ pub fn bind(addr: &BindAddr, backlog: u32, mode: Option<FileMode>) -> io::Result
             let s =
                 socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
             s.set_reuse_address(true)?;
+            // Accepted sockets inherit TCP_NODELAY from the listener on Linux: set once
+            // here instead of one setsockopt per client connection.
+            s.set_nodelay(true)?;
             if sa.is_ipv6() {
                 s.set_only_v6(true)?;
             }
@@ -81,12 +84,11 @@ pub fn bind(addr: &BindAddr, backlog: u32, mode: Option<FileMode>) -> io::Result
 }
 
 impl Listener {
-    /// Accepts one client; sets TCP_NODELAY on TCP clients.
+    /// Accepts one client (TCP clients have TCP_NODELAY, inherited from the listener).
     pub async fn accept(&self) -> io::Result<(ClientStream, ClientAddr)> {
         match self {
             Self::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
-                let _ = s.set_nodelay(true);
                 Ok((ClientStream::Tcp(s), ClientAddr::Tcp(peer)))
             }
             Self::Unix(l, _) => {
@@ -102,5 +104,49 @@ impl Listener {
             Self::Tcp(l) => l.local_addr().map(BindAddr::Tcp),
             Self::Unix(_, g) => Ok(BindAddr::Unix(g.0.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_tcp_clients_have_nodelay() {
+        let listener = bind(&BindAddr::Tcp("127.0.0.1:0".parse().unwrap()), 16, None).unwrap();
+        let BindAddr::Tcp(addr) = listener.local_addr().unwrap() else {
+            panic!("tcp")
+        };
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        assert!(matches!(peer, ClientAddr::Tcp(_)));
+        let ClientStream::Tcp(s) = stream else {
+            panic!("tcp")
+        };
+        assert!(
+            s.nodelay().unwrap(),
+            "TCP_NODELAY must be on for accepted clients"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_unix_socket_is_not_stolen_and_a_stale_one_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("sluice-net-test-{}", std::process::id()));
+        let path = dir.join("l.sock");
+        let addr = BindAddr::Unix(path.clone());
+        let first = bind(&addr, 16, None).unwrap();
+        let err = bind(&addr, 16, None).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        drop(first);
+        assert!(
+            !path.exists(),
+            "the socket file is removed with the listener"
+        );
+        std::os::unix::net::UnixListener::bind(&path)
+            .map(drop)
+            .unwrap();
+        assert!(path.exists(), "a stale socket file left by a dead process");
+        let _again = bind(&addr, 16, None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,6 +9,16 @@ use tokio::net::{TcpStream, UnixStream};
 /// Forwards AsyncRead/AsyncWrite to whichever variant is live (all variants are Unpin).
 macro_rules! delegate_io {
     ($ty:ident { $($variant:ident),+ }) => {
+        delegate_io!($ty { $($variant),+ } shutdown: forward);
+    };
+    (@shutdown forward $ty:ident { $($variant:ident),+ } $self:ident $cx:ident) => {
+        match $self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_shutdown($cx),)+ }
+    };
+    (@shutdown noop $ty:ident { $($variant:ident),+ } $self:ident $cx:ident) => {{
+        let _ = ($self, $cx);
+        Poll::Ready(Ok(()))
+    }};
+    ($ty:ident { $($variant:ident),+ } shutdown: $shutdown:ident) => {
         impl AsyncRead for $ty {
             fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_read(cx, buf),)+ }
@@ -28,19 +38,24 @@ macro_rules! delegate_io {
                 match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_flush(cx),)+ }
             }
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() { $($ty::$variant(s) => Pin::new(s).poll_shutdown(cx),)+ }
+                delegate_io!(@shutdown $shutdown $ty { $($variant),+ } self cx)
             }
         }
     };
 }
 
 /// A client connection accepted by a listener.
+///
+/// Its `poll_shutdown` does nothing: hyper shuts a client connection down only right
+/// before dropping it, and the `close()` on drop sends the same FIN. That saves one
+/// syscall per connection for close-per-request clients (the PHP case). Anything that
+/// needs a real half-close (tunnels) must use the inner socket.
 #[derive(Debug)]
 pub enum ClientStream {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
-delegate_io!(ClientStream { Tcp, Unix });
+delegate_io!(ClientStream { Tcp, Unix } shutdown: noop);
 
 /// A connected upstream socket before (or without) TLS.
 #[derive(Debug)]
