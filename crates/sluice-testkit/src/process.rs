@@ -173,6 +173,26 @@ impl Sluice {
         PathBuf::from(path)
     }
 
+    /// `GET /metrics` on the admin listener (panics unless it answers 200).
+    pub async fn metrics(&self) -> String {
+        let response = crate::client::get(self.admin_addr(), "admin", "/metrics").await;
+        assert_eq!(response.status, 200, "GET /metrics");
+        response.text()
+    }
+
+    /// The value of one series on `/metrics`, written as it appears there, e.g.
+    /// `sluice_upstream_idle_connections{backend="app"}`; `None` if it is absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines().find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     /// The admin listener's TCP address.
     pub fn admin_addr(&self) -> SocketAddr {
         let spec = self

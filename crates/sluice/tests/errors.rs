@@ -59,13 +59,6 @@ async fn warn_event(sluice: &Sluice, request_id: &str) -> Json {
     sluice_testkit::serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
-/// `GET /metrics` on the admin listener.
-async fn metrics(sluice: &Sluice) -> String {
-    let response = get(sluice.admin_addr(), "admin", "/metrics").await;
-    assert_eq!(response.status, 200);
-    response.text()
-}
-
 /// An origin whose certificate was not issued by the CA sluice trusts is refused before
 /// any request is sent: 502 `tls_verify_failed`, logged as a warning with the same cause,
 /// recorded in the access log's `cause`, and counted in `sluice_upstream_errors_total`.
@@ -109,7 +102,7 @@ async fn an_origin_certificate_from_another_ca_is_502_tls_verify_failed_everywhe
     assert_eq!(entry["request_id"], request_id);
     assert_eq!(entry["backend"], "app");
 
-    let text = metrics(&sluice).await;
+    let text = sluice.metrics().await;
     assert!(
         text.lines()
             .any(|l| l
@@ -161,7 +154,7 @@ async fn a_server_where_nothing_listens_is_502_connect_refused() {
         "the body should name the server: {:?}",
         response.text()
     );
-    let text = metrics(&sluice).await;
+    let text = sluice.metrics().await;
     assert!(
         text.lines().any(
             |l| l == r#"sluice_upstream_errors_total{backend="app",cause="connect_refused"} 1"#

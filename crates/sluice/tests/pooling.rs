@@ -56,18 +56,13 @@ fn plain_app(origin: &Origin, pool: &str) -> String {
 /// The value of one series on `/metrics`, e.g.
 /// `sluice_upstream_idle_connections{backend="app"}`; panics if it is not there.
 async fn metric(sluice: &Sluice, series: &str) -> f64 {
-    let response = get(sluice.admin_addr(), "admin", "/metrics").await;
-    assert_eq!(response.status, 200, "GET /metrics");
-    let text = response.text();
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no series {series} on /metrics:\n{text}"))
+    match sluice.metric(series).await {
+        Some(v) => v,
+        None => panic!(
+            "no series {series} on /metrics:\n{}",
+            sluice.metrics().await
+        ),
+    }
 }
 
 /// Polls `/metrics` until `series` satisfies `condition`, at most [`METRIC_WAIT`].
