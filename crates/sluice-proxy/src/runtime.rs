@@ -4,7 +4,7 @@
 use crate::backend::{Backend, Server};
 use crate::metrics::{BackendMetrics, Metrics, Name};
 use crate::router::{Route, Router};
-use sluice_config::{Config, ConfigError, ServerAddr, Tls};
+use sluice_config::{Config, ConfigError, Tls};
 use sluice_net::{Target, TlsClientConfig, TlsError};
 use sluice_pool::{Policy, PoolKey};
 use std::collections::HashMap;
@@ -74,7 +74,7 @@ pub fn compile(config: &Config, metrics: &Metrics, origin: &str) -> Result<Runti
                     tls,
                 },
                 key: PoolKey::new(format!("{addr}|{tls_identity}")),
-                label: Name::new(&display(addr)),
+                label: Name::new(&addr.to_string()),
             });
         }
         let name = Name::new(&b.name);
@@ -118,10 +118,6 @@ pub fn compile(config: &Config, metrics: &Metrics, origin: &str) -> Result<Runti
         backends: ordered,
         access_log: config.log.access_log,
     })
-}
-
-fn display(addr: &ServerAddr) -> String {
-    addr.to_string()
 }
 
 #[cfg(test)]

@@ -147,9 +147,10 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
             trackers.push(g);
         }
     }
-    let all = futures_like_join(trackers.into_iter().map(|g| g.shutdown()).collect());
+    // All at once: each listener's shutdown signals its connections when first polled.
+    let all = futures_util::future::join_all(trackers.into_iter().map(|g| g.shutdown()));
     match tokio::time::timeout(drain, all).await {
-        Ok(()) => tracing::info!("drained; exiting"),
+        Ok(_) => tracing::info!("drained; exiting"),
         Err(_) => {
             tracing::warn!(drain_timeout = ?drain, "drain timeout reached; closing remaining connections")
         }
@@ -157,13 +158,6 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     reaper.abort();
     proxy.pool().clear();
     Ok(())
-}
-
-/// Waits for every future (a tiny join_all; the futures are few).
-async fn futures_like_join<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
-    for f in futs {
-        f.await;
-    }
 }
 
 /// SIGTERM and SIGINT, both meaning "drain and exit".

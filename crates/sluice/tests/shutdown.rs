@@ -21,14 +21,9 @@ const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 /// How long a condition polled over the network may take to come true.
 const POLL_WAIT: Duration = Duration::from_secs(5);
 
-/// Sluice with an admin listener and one listener forwarding every host to `origin`,
-/// started far enough to handle SIGTERM.
-///
-/// `Sluice::start` returns once the listeners are bound, but sluice installs its
-/// SIGTERM handler only later (see the ignored
-/// `sigterm_right_after_the_listeners_are_bound_still_drains_and_exits_zero`); until
-/// then a SIGTERM kills it outright. Waiting for the handler keeps these tests about
-/// the drain itself.
+/// Sluice with an admin listener and one listener forwarding every host to `origin`.
+/// (Its SIGTERM handler is installed before the listeners are bound, so once
+/// `Sluice::start` returns a SIGTERM always means a drain.)
 async fn sluice_for(origin: &Origin, shutdown: &str) -> Sluice {
     let yaml = format!(
         r#"
@@ -43,32 +38,7 @@ backends:
 "#,
         origin.server_spec()
     );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    wait_until_catching_sigterm(sluice.pid()).await;
-    sluice
-}
-
-/// Polls `/proc/<pid>/status` until the process catches SIGTERM (bit 15 of `SigCgt`).
-async fn wait_until_catching_sigterm(pid: u32) {
-    const SIGTERM_BIT: u64 = 1 << (15 - 1);
-    let status_file = format!("/proc/{pid}/status");
-    let deadline = Instant::now() + POLL_WAIT;
-    loop {
-        let status = std::fs::read_to_string(&status_file).unwrap();
-        let caught = status
-            .lines()
-            .find_map(|line| line.strip_prefix("SigCgt:"))
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-            .unwrap_or_else(|| panic!("no SigCgt in {status_file}"));
-        if caught & SIGTERM_BIT != 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sluice (pid {pid}) installed no SIGTERM handler within {POLL_WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    Sluice::start(SLUICE, &yaml).await
 }
 
 /// Whether a TCP connection to `addr` is refused right now. (While the listening
@@ -334,4 +304,45 @@ impl Drop for KillOnDrop {
             let _ = self.0.wait();
         }
     }
+}
+
+/// With several listeners, SIGTERM tells every listener's connections to finish at
+/// once: an idle keep-alive client on the second listener is closed right away, not
+/// only after a slow request on the first listener has drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_clients_of_every_listener_at_once() {
+    let origin = Origin::start().await;
+    let yaml = format!(
+        r#"
+log: {{format: json}}
+shutdown: {{drain_timeout: 30s}}
+listeners:
+  - {{name: one, bind: "127.0.0.1:0"}}
+  - {{name: two, bind: "127.0.0.1:0"}}
+routes: [{{host: "*", backend: app}}]
+backends:
+  - name: app
+    servers: ["{}"]
+"#,
+        origin.server_spec()
+    );
+    let mut sluice = Sluice::start(SLUICE, &yaml).await;
+    let mut idle = Conn::open(sluice.listener_addr("two")).await;
+    assert_eq!(idle.get("app.test", "/").await.status, 200);
+
+    let one = sluice.listener_addr("one");
+    let slow = tokio::spawn(async move { get(one, "app.test", "/delay/3000").await });
+    origin.wait_until(|s| s.in_flight == 1).await;
+    sluice.terminate();
+
+    assert!(
+        idle.closed_within(Duration::from_millis(1500)).await,
+        "the idle client on listener two must be closed while listener one still drains"
+    );
+    assert_eq!(
+        slow.await.unwrap().status,
+        200,
+        "the slow request still finishes"
+    );
+    assert!(sluice.wait_exit().await.success());
 }
