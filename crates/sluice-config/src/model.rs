@@ -18,6 +18,11 @@ pub struct Config {
     pub admin: Option<Admin>,
     #[serde(default)]
     pub shutdown: Shutdown,
+    #[serde(default)]
+    pub limits: Limits,
+    /// DNS for server host names; absent = the system's (`/etc/resolv.conf`, `/etc/hosts`).
+    #[serde(default)]
+    pub resolver: Option<Resolver>,
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub routes: Vec<Route>,
@@ -87,6 +92,28 @@ impl Default for Shutdown {
     }
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Open client connections across all listeners; at the limit sluice stops
+    /// accepting (new clients wait in the kernel's listen backlog). 0 = unlimited.
+    #[serde(default)]
+    pub max_client_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolver {
+    /// Name servers as `ip:port` (UDP, with TCP fallback), e.g. `10.96.0.10:53`.
+    pub nameservers: Vec<SocketAddr>,
+    /// Per-query timeout.
+    #[serde(default = "default_dns_timeout")]
+    pub timeout: HumanDuration,
+    /// Tries per query.
+    #[serde(default = "default_dns_attempts")]
+    pub attempts: usize,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -126,10 +153,259 @@ pub struct Backend {
     /// TLS towards the servers. Absent = plain HTTP; `tls: {}` = TLS with defaults.
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Upstream HTTP version: `http1`, `http2` (h2 over TLS via ALPN, or h2c prior
+    /// knowledge on plain TCP) or `auto` (offer both in ALPN, use what the server picks;
+    /// plain TCP means `http1`).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// How a server is chosen for each request.
+    #[serde(default)]
+    pub balance: Balance,
+    /// For `balance: hash`: `client_ip` or `header:<Name>` (requests without the
+    /// header are spread like `least_request`).
+    #[serde(default)]
+    pub hash_on: Option<HashOn>,
     #[serde(default)]
     pub pool: Pool,
     #[serde(default)]
     pub timeouts: Timeouts,
+    #[serde(default)]
+    pub limits: BackendLimits,
+    /// Local addresses new connections are bound to, in turn (each IP has its own
+    /// ~28k ephemeral ports per destination). Bound with IP_BIND_ADDRESS_NO_PORT so
+    /// ports are chosen at connect time and shared across destinations.
+    #[serde(default)]
+    pub source_addresses: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub tcp: TcpOptions,
+    #[serde(default)]
+    pub dns: Dns,
+    #[serde(default)]
+    pub health: Health,
+    #[serde(default)]
+    pub retries: Retries,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http1,
+    Http2,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    RoundRobin,
+    LeastRequest,
+    /// Power of two choices: two random servers, the one with fewer requests in flight.
+    #[default]
+    P2c,
+    /// Rendezvous (highest random weight) hashing on `hash_on`: a key keeps its
+    /// server while that server is available; only its keys move when it leaves.
+    Hash,
+}
+
+/// What `balance: hash` hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HashOn {
+    ClientIp,
+    Header(String),
+}
+
+impl TryFrom<String> for HashOn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "client_ip" {
+            return Ok(Self::ClientIp);
+        }
+        match s.strip_prefix("header:") {
+            Some(h)
+                if !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                Ok(Self::Header(h.to_ascii_lowercase()))
+            }
+            _ => Err(format!(
+                "invalid hash_on {s:?}: expected client_ip or header:<Name>"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendLimits {
+    /// Requests in flight per server (each HTTP/1.1 request holds one connection, so
+    /// this also caps connections in use). Requests over it wait in the queue. 0 = unlimited.
+    #[serde(default)]
+    pub maxconn_per_server: usize,
+    /// Requests in flight across all servers of the backend. 0 = unlimited.
+    #[serde(default)]
+    pub maxconn: usize,
+    /// Requests that may wait in the backend's FIFO queue; one more gets 503 `queue_full`.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
+}
+
+impl Default for BackendLimits {
+    fn default() -> Self {
+        Self {
+            maxconn_per_server: 0,
+            maxconn: 0,
+            max_queue: default_max_queue(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpOptions {
+    /// TCP_NODELAY on upstream sockets.
+    #[serde(default = "yes")]
+    pub nodelay: bool,
+    /// TCP keepalive: idle time before the first probe; 0s = off.
+    #[serde(default = "default_keepalive_idle")]
+    pub keepalive_idle: HumanDuration,
+    /// Time between keepalive probes.
+    #[serde(default = "default_keepalive_interval")]
+    pub keepalive_interval: HumanDuration,
+    /// Unanswered probes before the connection is dropped.
+    #[serde(default = "default_keepalive_count")]
+    pub keepalive_count: u32,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            nodelay: true,
+            keepalive_idle: default_keepalive_idle(),
+            keepalive_interval: default_keepalive_interval(),
+            keepalive_count: default_keepalive_count(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// A record's TTL is raised to at least this before the next lookup.
+    #[serde(default = "default_min_ttl")]
+    pub min_ttl: HumanDuration,
+    /// ... and lowered to at most this.
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl: HumanDuration,
+    /// Wait between lookups after one failed (the last good addresses stay in use).
+    #[serde(default = "default_dns_retry")]
+    pub retry_interval: HumanDuration,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self {
+            min_ttl: default_min_ttl(),
+            max_ttl: default_max_ttl(),
+            retry_interval: default_dns_retry(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Active HTTP checks; absent = none.
+    #[serde(default)]
+    pub check: Option<HealthCheck>,
+    /// Passive ejection from live traffic; absent = none.
+    #[serde(default)]
+    pub passive: Option<PassiveHealth>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Path requested with GET; 2xx and 3xx pass.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Host header of the check; default: the TLS name or the server's host.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default = "default_health_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "default_health_timeout")]
+    pub timeout: HumanDuration,
+    /// Consecutive passes that bring a down server back.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take a server down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveHealth {
+    /// Consecutive failures (connect errors, and 5xx if `on_5xx`) that eject a server.
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// Count 5xx responses as failures.
+    #[serde(default = "yes")]
+    pub on_5xx: bool,
+    /// First ejection lasts this long; each further one in a row doubles it.
+    #[serde(default = "default_ejection")]
+    pub ejection_time: HumanDuration,
+    /// Cap of the doubling.
+    #[serde(default = "default_max_ejection")]
+    pub max_ejection_time: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Retries per request (0 = none beyond the stale-connection retry, which is always on).
+    #[serde(default = "default_retry_attempts")]
+    pub attempts: u32,
+    /// Also replay non-idempotent requests (POST, PATCH) that were sent on a pooled
+    /// connection the server closed. Connect failures are retried for every method:
+    /// nothing was sent.
+    #[serde(default)]
+    pub non_idempotent: bool,
+    #[serde(default)]
+    pub budget: RetryBudget,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            attempts: default_retry_attempts(),
+            non_idempotent: false,
+            budget: RetryBudget::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudget {
+    /// Retries allowed as a share of requests over the last 10 s.
+    #[serde(default = "default_budget_ratio")]
+    pub ratio: f64,
+    /// Retries per second always allowed, so quiet backends can still retry.
+    #[serde(default = "default_budget_min")]
+    pub min_per_second: u32,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        Self {
+            ratio: default_budget_ratio(),
+            min_per_second: default_budget_min(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
@@ -171,6 +447,21 @@ pub struct Pool {
     /// A connection is retired (not cut mid-request) after this age; 0s = unlimited.
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime: HumanDuration,
+    /// Connections kept open and TLS-ready per server even when unused (opened at
+    /// start and replaced as they retire), so a burst after a quiet period skips the
+    /// handshakes. 0 = off.
+    #[serde(default)]
+    pub min_idle_per_server: usize,
+    /// HTTP/2: streams per connection before another connection is opened (the
+    /// server's SETTINGS_MAX_CONCURRENT_STREAMS also applies).
+    #[serde(default = "default_max_streams")]
+    pub max_concurrent_streams: usize,
+    /// HTTP/2: PING sent after this long without frames; 0s = off.
+    #[serde(default = "default_ping_interval")]
+    pub h2_ping_interval: HumanDuration,
+    /// HTTP/2: a PING unanswered this long closes the connection.
+    #[serde(default = "default_ping_timeout")]
+    pub h2_ping_timeout: HumanDuration,
 }
 
 impl Default for Pool {
@@ -180,6 +471,10 @@ impl Default for Pool {
             idle_timeout: default_idle_timeout(),
             max_requests_per_connection: default_max_requests(),
             max_lifetime: default_max_lifetime(),
+            min_idle_per_server: 0,
+            max_concurrent_streams: default_max_streams(),
+            h2_ping_interval: default_ping_interval(),
+            h2_ping_timeout: default_ping_timeout(),
         }
     }
 }
@@ -193,6 +488,9 @@ pub struct Timeouts {
     /// From the request being sent to the response head arriving.
     #[serde(default = "default_response")]
     pub response: HumanDuration,
+    /// Longest wait in the backend's queue for a free slot (see `limits`).
+    #[serde(default = "default_queue")]
+    pub queue: HumanDuration,
 }
 
 impl Default for Timeouts {
@@ -200,6 +498,7 @@ impl Default for Timeouts {
         Self {
             connect: default_connect(),
             response: default_response(),
+            queue: default_queue(),
         }
     }
 }
@@ -366,4 +665,76 @@ fn default_connect() -> HumanDuration {
 }
 fn default_response() -> HumanDuration {
     HumanDuration::secs(30)
+}
+fn default_queue() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_max_queue() -> usize {
+    1024
+}
+fn default_dns_timeout() -> HumanDuration {
+    HumanDuration::secs(2)
+}
+fn default_dns_attempts() -> usize {
+    2
+}
+fn default_keepalive_idle() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_keepalive_interval() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_keepalive_count() -> u32 {
+    3
+}
+fn default_min_ttl() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_max_ttl() -> HumanDuration {
+    HumanDuration::secs(300)
+}
+fn default_dns_retry() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_health_path() -> String {
+    "/health".into()
+}
+fn default_health_interval() -> HumanDuration {
+    HumanDuration::secs(5)
+}
+fn default_health_timeout() -> HumanDuration {
+    HumanDuration::secs(2)
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_consecutive_failures() -> u32 {
+    5
+}
+fn default_ejection() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_max_ejection() -> HumanDuration {
+    HumanDuration::secs(300)
+}
+fn default_retry_attempts() -> u32 {
+    1
+}
+fn default_budget_ratio() -> f64 {
+    0.2
+}
+fn default_budget_min() -> u32 {
+    10
+}
+fn default_max_streams() -> usize {
+    100
+}
+fn default_ping_interval() -> HumanDuration {
+    HumanDuration::secs(30)
+}
+fn default_ping_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
 }

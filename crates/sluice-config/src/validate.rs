@@ -90,6 +90,95 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         positive(&at("pool.idle_timeout"), b.pool.idle_timeout.get())?;
         positive(&at("timeouts.connect"), b.timeouts.connect.get())?;
         positive(&at("timeouts.response"), b.timeouts.response.get())?;
+        positive(&at("timeouts.queue"), b.timeouts.queue.get())?;
+        match (&b.balance, &b.hash_on) {
+            (crate::Balance::Hash, None) => {
+                return err(
+                    at("hash_on"),
+                    "balance: hash needs hash_on (client_ip or header:<Name>)",
+                )
+            }
+            (crate::Balance::Hash, Some(_)) | (_, None) => {}
+            (_, Some(_)) => return err(at("hash_on"), "only used with balance: hash"),
+        }
+        if b.pool.max_concurrent_streams == 0 {
+            return err(at("pool.max_concurrent_streams"), "must be at least 1");
+        }
+        if b.pool.min_idle_per_server > b.pool.max_idle_per_server {
+            return err(
+                at("pool.min_idle_per_server"),
+                format!(
+                    "{} is more than pool.max_idle_per_server ({})",
+                    b.pool.min_idle_per_server, b.pool.max_idle_per_server
+                ),
+            );
+        }
+        if b.tcp.keepalive_count == 0 {
+            return err(at("tcp.keepalive_count"), "must be at least 1");
+        }
+        positive(&at("dns.min_ttl"), b.dns.min_ttl.get())?;
+        positive(&at("dns.retry_interval"), b.dns.retry_interval.get())?;
+        if b.dns.max_ttl < b.dns.min_ttl {
+            return err(at("dns.max_ttl"), "must not be less than dns.min_ttl");
+        }
+        if let Some(hc) = &b.health.check {
+            if !hc.path.starts_with('/') {
+                return err(
+                    at("health.check.path"),
+                    format!("{:?} must start with /", hc.path),
+                );
+            }
+            positive(&at("health.check.interval"), hc.interval.get())?;
+            positive(&at("health.check.timeout"), hc.timeout.get())?;
+            if hc.rise == 0 {
+                return err(at("health.check.rise"), "must be at least 1");
+            }
+            if hc.fall == 0 {
+                return err(at("health.check.fall"), "must be at least 1");
+            }
+        }
+        if let Some(p) = &b.health.passive {
+            if p.consecutive_failures == 0 {
+                return err(
+                    at("health.passive.consecutive_failures"),
+                    "must be at least 1",
+                );
+            }
+            positive(&at("health.passive.ejection_time"), p.ejection_time.get())?;
+            if p.max_ejection_time < p.ejection_time {
+                return err(
+                    at("health.passive.max_ejection_time"),
+                    "must not be less than health.passive.ejection_time",
+                );
+            }
+        }
+        let ratio = b.retries.budget.ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return err(
+                at("retries.budget.ratio"),
+                format!("{ratio} is not between 0 and 1"),
+            );
+        }
+        if !b.source_addresses.is_empty()
+            && b.servers.iter().all(|s| matches!(s, ServerAddr::Unix(_)))
+        {
+            return err(
+                at("source_addresses"),
+                "all servers are unix: sockets; source addresses only apply to TCP",
+            );
+        }
+    }
+    if let Some(r) = &c.resolver {
+        if r.nameservers.is_empty() {
+            return err(
+                "resolver.nameservers",
+                "at least one name server is required (or remove resolver to use the system's)",
+            );
+        }
+        positive("resolver.timeout", r.timeout.get())?;
+        if r.attempts == 0 {
+            return err("resolver.attempts", "must be at least 1");
+        }
     }
 
     let mut seen = HashSet::new();

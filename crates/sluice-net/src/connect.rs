@@ -2,20 +2,38 @@
 //! bounded by one deadline and classified when it fails.
 
 use crate::stream::{PlainStream, UpstreamStream};
+use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use rustls::pki_types::ServerName;
-use sluice_config::ServerAddr;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio::time::{timeout_at, Instant};
+
+/// A resolved upstream address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
 
 /// Where to connect and how to secure it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub addr: ServerAddr,
+    pub endpoint: Endpoint,
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
@@ -24,6 +42,8 @@ pub struct Target {
 pub struct ConnectTimings {
     pub connect: Duration,
     pub tls_handshake: Option<Duration>,
+    /// The local address the connection was bound to, when `source_addresses` apply.
+    pub source: Option<IpAddr>,
 }
 
 /// What went wrong while connecting; decides the status code and the `sluice-error` cause.
@@ -63,6 +83,54 @@ impl ConnectErrorKind {
 pub struct ConnectError {
     pub kind: ConnectErrorKind,
     pub detail: String,
+    /// The OS error behind a failed connect, if any.
+    pub errno: Option<i32>,
+}
+
+impl ConnectError {
+    fn new(kind: ConnectErrorKind, detail: String) -> Self {
+        Self {
+            kind,
+            detail,
+            errno: None,
+        }
+    }
+
+    /// The failure as a short label for metrics: the errno name (`EADDRNOTAVAIL`,
+    /// `ECONNREFUSED`, ...), or `timeout`, `tls`, `dns`.
+    pub fn errno_label(&self) -> &'static str {
+        match (self.errno, self.kind) {
+            (Some(n), _) => errno_name(n),
+            (None, ConnectErrorKind::Timeout | ConnectErrorKind::TlsTimeout) => "timeout",
+            (None, ConnectErrorKind::TlsVerify | ConnectErrorKind::TlsHandshake) => "tls",
+            (None, ConnectErrorKind::Resolve) => "dns",
+            (None, _) => "other",
+        }
+    }
+}
+
+/// Names of the errors a connect can end with; anything else is `other`.
+fn errno_name(n: i32) -> &'static str {
+    match n {
+        1 => "EPERM",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        22 => "EINVAL",
+        23 => "ENFILE",
+        24 => "EMFILE",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        100 => "ENETDOWN",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        105 => "ENOBUFS",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        2 => "ENOENT",
+        _ => "other",
+    }
 }
 
 impl fmt::Display for ConnectError {
@@ -91,13 +159,52 @@ fn tls_kind(e: &io::Error) -> ConnectErrorKind {
     }
 }
 
-/// Opens upstream connections. Holds socket options; source-address pools come later.
-#[derive(Debug, Clone, Default)]
-pub struct Connector {}
+/// Upstream socket options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    pub nodelay: bool,
+    /// TCP keepalive (idle, interval, probes); `None` = off.
+    pub keepalive: Option<(Duration, Duration, u32)>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            nodelay: true,
+            keepalive: None,
+        }
+    }
+}
+
+/// Opens upstream connections for one backend: its socket options and the local
+/// source addresses it spreads connections over.
+#[derive(Debug, Default)]
+pub struct Connector {
+    options: SocketOptions,
+    sources: Vec<IpAddr>,
+    next_source: AtomicUsize,
+}
 
 impl Connector {
-    pub fn new() -> Self {
-        Self {}
+    pub fn new(options: SocketOptions, sources: Vec<IpAddr>) -> Self {
+        Self {
+            options,
+            sources,
+            next_source: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next source address of `dest`'s family, round robin; `None` when none is
+    /// configured for that family (the kernel picks).
+    fn source_for(&self, dest: &SocketAddr) -> Option<IpAddr> {
+        let n = self.sources.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next_source.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| self.sources[(start + i) % n])
+            .find(|ip| ip.is_ipv4() == dest.is_ipv4())
     }
 
     /// Connects to `target` within `limit` (DNS + connect + TLS together).
@@ -108,27 +215,42 @@ impl Connector {
     ) -> Result<(UpstreamStream, ConnectTimings), ConnectError> {
         let start = Instant::now();
         let deadline = start + limit;
-        let err = |kind, detail: String| ConnectError { kind, detail };
-        let plain = match &target.addr {
-            ServerAddr::Unix(path) => match timeout_at(deadline, UnixStream::connect(path)).await {
+        let err = ConnectError::new;
+        let mut source = None;
+        let plain = match &target.endpoint {
+            Endpoint::Unix(path) => match timeout_at(deadline, UnixStream::connect(path)).await {
                 Ok(Ok(s)) => PlainStream::Unix(s),
-                Ok(Err(e)) => return Err(err(io_kind(&e), format!("{}: {e}", path.display()))),
+                Ok(Err(e)) => return Err(io_err(&e, format!("{}: {e}", path.display()))),
                 Err(_) => {
                     return Err(err(
                         ConnectErrorKind::Timeout,
-                        format!("{} after {limit:?}", target.addr),
+                        format!("{} after {limit:?}", target.endpoint),
                     ))
                 }
             },
-            ServerAddr::Tcp { host, port } => {
-                let addrs = resolve(host, *port, deadline).await?;
-                PlainStream::Tcp(connect_any(&addrs, deadline, &target.addr, limit).await?)
+            Endpoint::Tcp(addr) => {
+                source = self.source_for(addr);
+                let connecting = self.tcp_connect(*addr, source);
+                match timeout_at(deadline, connecting).await {
+                    Ok(Ok(s)) => PlainStream::Tcp(s),
+                    Ok(Err(e)) => {
+                        let from = source.map(|s| format!(" from {s}")).unwrap_or_default();
+                        return Err(io_err(&e, format!("{addr}{from}: {e}")));
+                    }
+                    Err(_) => {
+                        return Err(err(
+                            ConnectErrorKind::Timeout,
+                            format!("{addr} after {limit:?}"),
+                        ))
+                    }
+                }
             }
         };
         let connected = Instant::now();
         let mut timings = ConnectTimings {
             connect: connected.saturating_duration_since(start),
             tls_handshake: None,
+            source,
         };
         let Some((config, name)) = &target.tls else {
             return Ok((UpstreamStream::Plain(plain), timings));
@@ -141,75 +263,47 @@ impl Connector {
             }
             Ok(Err(e)) => Err(err(
                 tls_kind(&e),
-                format!("{} ({}): {e}", target.addr, name.to_str()),
+                format!("{} ({}): {e}", target.endpoint, name.to_str()),
             )),
             Err(_) => Err(err(
                 ConnectErrorKind::TlsTimeout,
-                format!("{} after {limit:?}", target.addr),
+                format!("{} after {limit:?}", target.endpoint),
             )),
         }
     }
+
+    /// One TCP connect with the socket options applied, bound to `source` if given.
+    async fn tcp_connect(&self, addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(ip) = source {
+            // Without this, bind() reserves an ephemeral port for the source IP alone,
+            // so each source IP could hold only ~28k connections in total. With it the
+            // port is picked at connect() and only the full 4-tuple must be unique.
+            if addr.is_ipv4() {
+                setsockopt(&socket, IpBindAddressNoPort, &true).map_err(io::Error::from)?;
+            }
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        socket.set_nodelay(self.options.nodelay)?;
+        if let Some((idle, interval, count)) = self.options.keepalive {
+            let ka = socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(interval)
+                .with_retries(count);
+            socket2::SockRef::from(&socket).set_tcp_keepalive(&ka)?;
+        }
+        socket.connect(addr).await
+    }
 }
 
-async fn resolve(
-    host: &str,
-    port: u16,
-    deadline: Instant,
-) -> Result<Vec<SocketAddr>, ConnectError> {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let fail = |detail| ConnectError {
-        kind: ConnectErrorKind::Resolve,
+fn io_err(e: &io::Error, detail: String) -> ConnectError {
+    ConnectError {
+        kind: io_kind(e),
         detail,
-    };
-    match timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
-        Ok(Ok(it)) => {
-            let addrs: Vec<_> = it.collect();
-            if addrs.is_empty() {
-                Err(fail(format!("{host}: no addresses")))
-            } else {
-                Ok(addrs)
-            }
-        }
-        Ok(Err(e)) => Err(fail(format!("{host}: {e}"))),
-        Err(_) => Err(ConnectError {
-            kind: ConnectErrorKind::Timeout,
-            detail: format!("resolving {host}"),
-        }),
+        errno: e.raw_os_error(),
     }
-}
-
-/// Tries each address in turn until one accepts; the last error wins.
-async fn connect_any(
-    addrs: &[SocketAddr],
-    deadline: Instant,
-    shown: &ServerAddr,
-    limit: Duration,
-) -> Result<TcpStream, ConnectError> {
-    let mut last = None;
-    for addr in addrs {
-        match timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
-            }
-            Ok(Err(e)) => {
-                last = Some(ConnectError {
-                    kind: io_kind(&e),
-                    detail: format!("{shown} ({addr}): {e}"),
-                })
-            }
-            Err(_) => {
-                return Err(ConnectError {
-                    kind: ConnectErrorKind::Timeout,
-                    detail: format!("{shown} after {limit:?}"),
-                })
-            }
-        }
-    }
-    Err(last.unwrap_or(ConnectError {
-        kind: ConnectErrorKind::Resolve,
-        detail: format!("{shown}: no addresses"),
-    }))
 }

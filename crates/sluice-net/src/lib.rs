@@ -6,7 +6,9 @@ mod listener;
 mod stream;
 mod tls;
 
-pub use connect::{ConnectError, ConnectErrorKind, ConnectTimings, Connector, Target};
+pub use connect::{
+    ConnectError, ConnectErrorKind, ConnectTimings, Connector, Endpoint, SocketOptions, Target,
+};
 pub use listener::{bind, ClientAddr, Listener};
 pub use stream::{ClientStream, PlainStream, UpstreamStream};
 pub use tls::{TlsClientConfig, TlsError};

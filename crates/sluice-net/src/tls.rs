@@ -5,7 +5,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sluice_config::Tls;
+use sluice_config::{Protocol, Tls};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -68,8 +68,9 @@ fn file_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
 }
 
 impl TlsClientConfig {
-    /// Builds the client config for one backend's TLS settings (ALPN `http/1.1`).
-    pub fn new(tls: &Tls) -> Result<Self, TlsError> {
+    /// Builds the client config for one backend's TLS settings. ALPN offers what
+    /// `protocol` allows: `http/1.1`, `h2`, or both (h2 first) for `auto`.
+    pub fn new(tls: &Tls, protocol: Protocol) -> Result<Self, TlsError> {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?;
         let mut config = if tls.verify {
@@ -84,7 +85,11 @@ impl TlsClientConfig {
                 .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
                 .with_no_client_auth()
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = match protocol {
+            Protocol::Http1 => vec![b"http/1.1".to_vec()],
+            Protocol::Http2 => vec![b"h2".to_vec()],
+            Protocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
         Ok(Self {
             config: Arc::new(config),
         })

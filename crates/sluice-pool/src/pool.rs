@@ -182,6 +182,19 @@ impl<C: Connection> Pool<C> {
         discard.len()
     }
 
+    /// Closes the idle connections of one key (its server went down or away).
+    pub fn clear_key(&self, key: &PoolKey) {
+        let removed = self.inner.lock().remove(key);
+        for idle in removed.iter().flatten() {
+            idle.pooled.idle_gauge.dec();
+        }
+    }
+
+    /// Idle connections for `key` right now.
+    pub fn idle_len(&self, key: &PoolKey) -> usize {
+        self.inner.lock().get(key).map_or(0, Vec::len)
+    }
+
     /// Closes every idle connection (shutdown).
     pub fn clear(&self) {
         let all: Vec<_> = self.inner.lock().drain().collect();

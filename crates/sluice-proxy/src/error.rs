@@ -83,6 +83,15 @@ impl ProxyError {
         }
     }
 
+    /// The connection vanished between checkout and use (should not happen).
+    pub fn upstream_gone() -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            cause: "upstream_closed",
+            detail: "upstream connection lost before the request was sent".into(),
+        }
+    }
+
     /// The response sent to the client.
     pub fn to_response(&self) -> Response<RespBody> {
         let reason = self.status.canonical_reason().unwrap_or("Error");
@@ -117,6 +126,20 @@ fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
                     | std::io::ErrorKind::BrokenPipe
                     | std::io::ErrorKind::UnexpectedEof
             );
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// An HTTP/2 stream the server did not process: refused (REFUSED_STREAM) or above
+/// the last stream id of a GOAWAY. RFC 9113 §8.7: such requests can be retried.
+pub fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR));
         }
         cur = err.source();
     }

@@ -3,9 +3,14 @@
 
 mod access;
 mod backend;
+mod background;
 mod body;
+mod budget;
+mod dns;
 mod error;
 mod headers;
+mod health;
+mod limit;
 mod metrics;
 mod proxy;
 mod router;
@@ -13,6 +18,7 @@ mod runtime;
 mod server;
 mod upstream;
 
+pub use background::start as start_background;
 pub use body::RespBody;
 pub use error::{ProxyError, ERROR_HEADER};
 pub use metrics::Metrics;

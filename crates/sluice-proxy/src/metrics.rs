@@ -50,6 +50,31 @@ pub struct CauseLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ServerLabels {
+    pub backend: Name,
+    pub server: Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ErrnoLabels {
+    pub backend: Name,
+    pub errno: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub backend: Name,
+    pub source: Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub backend: Name,
+    pub server: Name,
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: Name,
 }
@@ -68,6 +93,22 @@ pub struct Metrics {
     pub tls_duration: Family<BackendLabels, Histogram>,
     pub client_connections: Family<ListenerLabels, Gauge>,
     pub client_connections_total: Family<ListenerLabels, Counter>,
+    pub client_connections_paused: Counter,
+    pub queue_depth: Family<BackendLabels, Gauge>,
+    pub queue_time: Family<BackendLabels, Histogram>,
+    pub server_inflight: Family<ServerLabels, Gauge>,
+    pub server_healthy: Family<ServerLabels, Gauge>,
+    pub servers: Family<BackendLabels, Gauge>,
+    pub ejections: Family<ServerLabels, Counter>,
+    pub health_checks: Family<CheckLabels, Counter>,
+    pub retry_budget_exhausted: Family<BackendLabels, Counter>,
+    pub dns_refreshes: Family<BackendLabels, Counter>,
+    pub dns_failures: Family<BackendLabels, Counter>,
+    pub connect_errors: Family<ErrnoLabels, Counter>,
+    pub source_connections: Family<SourceLabels, Gauge>,
+    pub h2_connections: Family<BackendLabels, Gauge>,
+    pub h2_streams: Family<BackendLabels, Gauge>,
+    pub h2_streams_per_connection: Family<BackendLabels, Histogram>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -97,6 +138,24 @@ impl Metrics {
             tls_duration: histograms(),
             client_connections: Family::default(),
             client_connections_total: Family::default(),
+            client_connections_paused: Counter::default(),
+            queue_depth: Family::default(),
+            queue_time: histograms(),
+            server_inflight: Family::default(),
+            server_healthy: Family::default(),
+            servers: Family::default(),
+            ejections: Family::default(),
+            health_checks: Family::default(),
+            retry_budget_exhausted: Family::default(),
+            dns_refreshes: Family::default(),
+            dns_failures: Family::default(),
+            connect_errors: Family::default(),
+            source_connections: Family::default(),
+            h2_connections: Family::default(),
+            h2_streams: Family::default(),
+            h2_streams_per_connection: Family::new_with_constructor(|| {
+                Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
+            }),
         };
         let r = registry.sub_registry_with_prefix("sluice");
         r.register(
@@ -154,6 +213,86 @@ impl Metrics {
             "Client connections accepted",
             m.client_connections_total.clone(),
         );
+        r.register(
+            "client_accept_paused",
+            "Times accepting paused because limits.max_client_connections was reached",
+            m.client_connections_paused.clone(),
+        );
+        r.register(
+            "backend_queue_depth",
+            "Requests waiting for a free slot (limits.maxconn*)",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "backend_queue_duration_seconds",
+            "Time requests spent in the backend queue (only requests that had to wait)",
+            m.queue_time.clone(),
+        );
+        r.register(
+            "server_requests_in_flight",
+            "Requests in flight per server",
+            m.server_inflight.clone(),
+        );
+        r.register(
+            "server_healthy",
+            "1 if the server takes requests (not down by checks, not ejected, not removed by DNS)",
+            m.server_healthy.clone(),
+        );
+        r.register(
+            "backend_servers",
+            "Current servers of the backend (static plus resolved addresses)",
+            m.servers.clone(),
+        );
+        r.register(
+            "server_ejections",
+            "Passive ejections of a server after consecutive failures",
+            m.ejections.clone(),
+        );
+        r.register(
+            "health_checks",
+            "Active health checks by result (pass, fail)",
+            m.health_checks.clone(),
+        );
+        r.register(
+            "retry_budget_exhausted",
+            "Retries not made because the backend's retry budget was spent",
+            m.retry_budget_exhausted.clone(),
+        );
+        r.register(
+            "dns_refreshes",
+            "Successful DNS lookups of a backend's server names",
+            m.dns_refreshes.clone(),
+        );
+        r.register(
+            "dns_failures",
+            "Failed DNS lookups (the last good addresses stay in use)",
+            m.dns_failures.clone(),
+        );
+        r.register(
+            "upstream_connect_errors",
+            "Failed upstream connects by errno (EADDRNOTAVAIL = out of source ports)",
+            m.connect_errors.clone(),
+        );
+        r.register(
+            "upstream_source_connections",
+            "Open upstream connections per local source address",
+            m.source_connections.clone(),
+        );
+        r.register(
+            "upstream_h2_connections",
+            "Open HTTP/2 upstream connections",
+            m.h2_connections.clone(),
+        );
+        r.register(
+            "upstream_h2_streams",
+            "Active HTTP/2 streams (requests) on upstream connections",
+            m.h2_streams.clone(),
+        );
+        r.register(
+            "upstream_h2_streams_per_connection",
+            "Streams active on the chosen HTTP/2 connection when a request starts",
+            m.h2_streams_per_connection.clone(),
+        );
         m
     }
 }
@@ -168,6 +307,15 @@ pub struct BackendMetrics {
     pub connect: Histogram,
     pub tls: Histogram,
     pub duration: Histogram,
+    pub queue_depth: Gauge,
+    pub queue_time: Histogram,
+    pub servers: Gauge,
+    pub budget_exhausted: Counter,
+    pub dns_refreshes: Counter,
+    pub dns_failures: Counter,
+    pub h2_connections: Gauge,
+    pub h2_streams: Gauge,
+    pub h2_per_conn: Histogram,
 }
 
 impl BackendMetrics {
@@ -183,6 +331,15 @@ impl BackendMetrics {
             connect: m.connect_duration.get_or_create(&l).clone(),
             tls: m.tls_duration.get_or_create(&l).clone(),
             duration: m.request_duration.get_or_create(&l).clone(),
+            queue_depth: m.queue_depth.get_or_create(&l).clone(),
+            queue_time: m.queue_time.get_or_create(&l).clone(),
+            servers: m.servers.get_or_create(&l).clone(),
+            budget_exhausted: m.retry_budget_exhausted.get_or_create(&l).clone(),
+            dns_refreshes: m.dns_refreshes.get_or_create(&l).clone(),
+            dns_failures: m.dns_failures.get_or_create(&l).clone(),
+            h2_connections: m.h2_connections.get_or_create(&l).clone(),
+            h2_streams: m.h2_streams.get_or_create(&l).clone(),
+            h2_per_conn: m.h2_streams_per_connection.get_or_create(&l).clone(),
         }
     }
 }

@@ -3,29 +3,29 @@
 //! stream the response back.
 
 use crate::access::{Completion, LogFields};
-use crate::backend::{Backend, Server};
+use crate::backend::{now_ms, Backend, Server};
 use crate::body::{ReqBody, RespBody};
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
+use crate::limit;
+use crate::metrics::ServerLabels;
 use crate::metrics::{CauseLabels, Metrics, Name, RequestLabels};
 use crate::router::normalize_host;
 use crate::runtime::Runtime;
-use crate::upstream::{self, Upstream, H1};
+use crate::upstream::{self, Conn, Pools, Upstream};
 use http::header::{HeaderValue, HOST};
 use http::request::Parts;
 use http::{Method, Request, Response, Uri, Version};
 use hyper::body::{Body, Incoming};
-use sluice_net::{ClientAddr, Connector};
-use sluice_pool::Pool;
+use sluice_net::ClientAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// The data path's shared state: the config snapshot, the one upstream pool, metrics.
+/// The data path's shared state: the config snapshot, the upstream pools, metrics.
 pub struct Proxy {
     runtime: Arc<Runtime>,
-    pool: Pool<H1>,
-    connector: Connector,
+    pools: Pools,
     metrics: Metrics,
     ids: RequestIds,
     /// The `-` label of requests that matched no route (shared, not allocated per request).
@@ -45,16 +45,19 @@ impl Proxy {
     pub fn new(runtime: Runtime, metrics: Metrics) -> Self {
         Self {
             runtime: Arc::new(runtime),
-            pool: Pool::new(),
-            connector: Connector::new(),
+            pools: Pools::default(),
             metrics,
             ids: RequestIds::new(),
             dash: Name::new(NO_ROUTE),
         }
     }
 
-    pub fn pool(&self) -> &Pool<H1> {
-        &self.pool
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -108,21 +111,14 @@ impl Proxy {
         done.labels.route = route.label.clone();
         done.labels.backend = backend.name.clone();
         done.duration = Some(backend.metrics.duration.clone());
-        let Some(server) = backend.pick() else {
-            return self.fail(
-                ProxyError {
-                    status: http::StatusCode::SERVICE_UNAVAILABLE,
-                    cause: "no_server",
-                    detail: String::new(),
-                },
-                done,
-                &request_id,
-                Some(backend),
-            );
-        };
-        if let Some(l) = &mut done.log {
-            l.upstream = Some(server.label.clone());
-        }
+        backend.budget.request();
+        let hash = backend.hash_key(
+            &parts.headers,
+            match client.addr {
+                ClientAddr::Tcp(a) => Some(a.ip()),
+                ClientAddr::Unix => None,
+            },
+        );
 
         prepare_upstream_head(&mut parts, client.addr, &host);
         let body = if body.is_end_stream() {
@@ -132,10 +128,11 @@ impl Proxy {
         };
         let req = Request::from_parts(parts, body);
 
-        match self.exchange(backend, server, req).await {
+        match self.forward(backend, req, hash).await {
             Ok((resp, up, reused)) => {
                 if let Some(l) = &mut done.log {
                     l.reused = reused;
+                    l.upstream = Some(up.slot.server.label.clone());
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
@@ -149,54 +146,174 @@ impl Proxy {
         }
     }
 
-    /// Sends `req` to `server`. A pooled connection the origin has already closed gets
-    /// one retry on a fresh connection: always when hyper hands the request back
-    /// unsent, and for idempotent requests without a body otherwise.
-    async fn exchange(
+    /// Sends `req` to a server of `backend` and returns the response head.
+    ///
+    /// Retries:
+    /// - a request hyper hands back unsent, or one cut by the origin closing a pooled
+    ///   connection under it (stale connection) if it is replayable, goes once more on a
+    ///   fresh connection to the same server, outside the budget (the origin never
+    ///   processed it);
+    /// - a connect failure, or an HTTP/2 stream the server refused (GOAWAY,
+    ///   REFUSED_STREAM), is retried on another server when there is one, up to
+    ///   `retries.attempts` times and only while the retry budget allows.
+    async fn forward(
         &self,
-        backend: &Backend,
-        server: &Server,
+        backend: &Arc<Backend>,
         mut req: Request<ReqBody>,
+        hash: Option<u64>,
     ) -> Result<(Response<Incoming>, Upstream, bool), ProxyError> {
-        let replayable = is_idempotent(req.method()) && matches!(req.body(), ReqBody::Empty);
+        let settings = &backend.settings;
+        let replayable = matches!(req.body(), ReqBody::Empty)
+            && (is_idempotent(req.method()) || settings.retry_non_idempotent);
+        let mut attempts_left = settings.retry_attempts;
+        let mut stale_retry_used = false;
+        let mut avoid: Option<Arc<Server>> = None;
         let mut fresh = false;
         loop {
-            let (mut up, reused) =
-                upstream::acquire(&self.pool, &self.connector, backend, server, fresh).await?;
+            let slot = limit::acquire(backend, hash, avoid.as_ref()).await?;
+            let server = slot.server.clone();
+            let acquired =
+                upstream::acquire(&self.pools, &self.metrics, backend, &server, fresh).await;
+            let (conn, reused) = match acquired {
+                Ok(c) => c,
+                Err(e) => {
+                    self.passive(backend, &server, false);
+                    drop(slot);
+                    // Nothing was sent: safe to retry for any method. A certificate
+                    // that does not verify will not verify next time either.
+                    if attempts_left > 0
+                        && e.cause != "tls_verify_failed"
+                        && self.budgeted_retry(backend, &e)
+                    {
+                        attempts_left -= 1;
+                        avoid = Some(server);
+                        fresh = false;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
             if reused {
                 backend.metrics.reused.inc();
             }
-            let replay = (reused && replayable).then(|| clone_head(&req));
-            up.pooled.note_request();
-            let sent = tokio::time::timeout(
-                backend.response_timeout,
-                up.pooled.conn.tx.try_send_request(req),
-            )
-            .await;
+            let mut up = Upstream::new(conn, self.pools.h1.clone(), slot);
+            let replay = replayable.then(|| clone_head(&req));
+            let timeout = settings.response_timeout;
+            let sent = match up.conn_mut() {
+                Some(Conn::H1(p)) => {
+                    p.note_request();
+                    tokio::time::timeout(timeout, p.conn.tx.try_send_request(req)).await
+                }
+                Some(Conn::H2(s)) => {
+                    let mut tx = s.sender();
+                    tokio::time::timeout(timeout, tx.try_send_request(req)).await
+                }
+                None => return Err(ProxyError::upstream_gone()),
+            };
             match sent {
-                Ok(Ok(resp)) => return Ok((resp, up, reused)),
-                Err(_) => return Err(ProxyError::response_timeout(backend.response_timeout)),
+                Ok(Ok(resp)) => {
+                    let failed = resp.status().is_server_error()
+                        && settings.passive.as_ref().is_some_and(|p| p.on_5xx);
+                    self.passive(backend, &server, !failed);
+                    return Ok((resp, up, reused));
+                }
+                Err(_) => {
+                    self.passive(backend, &server, false);
+                    return Err(ProxyError::response_timeout(timeout));
+                }
                 Ok(Err(mut e)) => {
                     let err = ProxyError::upstream(e.error());
-                    // Unsent: always safe to resend. Sent but cut by a close or reset:
-                    // resend only what is safe to repeat (idempotent, no body).
-                    let retry = match (reused, e.take_message()) {
-                        (false, _) => None,
-                        (true, Some(unsent)) => Some(unsent),
-                        (true, None) => replay.filter(|_| err.is_upstream_closed()),
-                    };
-                    match retry {
-                        Some(again) => {
+                    let refused = crate::error::is_h2_refused(e.error());
+                    let unsent = e.take_message();
+                    drop(up);
+                    // A stale pooled connection: the origin never saw the request.
+                    if reused && !stale_retry_used {
+                        let again =
+                            unsent.or(replay.filter(|_| err.is_upstream_closed() || refused));
+                        if let Some(again) = again {
                             tracing::debug!(backend = %backend.name.as_str(), error = %err.detail, "pooled connection was closed; retrying on a fresh one");
                             backend.metrics.retries.inc();
+                            stale_retry_used = true;
                             req = again;
                             fresh = true;
+                            avoid = None;
+                            continue;
                         }
-                        None => return Err(err),
+                        self.passive(backend, &server, false);
+                        return Err(err);
                     }
+                    // Refused, or never sent on a new connection: another server may do.
+                    let again = unsent.or(replay.filter(|_| refused));
+                    if let Some(again) = again {
+                        if attempts_left > 0 && self.budgeted_retry(backend, &err) {
+                            attempts_left -= 1;
+                            req = again;
+                            fresh = false;
+                            avoid = Some(server);
+                            continue;
+                        }
+                    }
+                    self.passive(backend, &server, false);
+                    return Err(err);
                 }
             }
         }
+    }
+
+    /// Takes a retry from the budget (counting it), or logs why not.
+    fn budgeted_retry(&self, backend: &Backend, e: &ProxyError) -> bool {
+        if backend.budget.try_retry() {
+            tracing::debug!(backend = %backend.name.as_str(), cause = e.cause, detail = %e.detail, "retrying on another server");
+            backend.metrics.retries.inc();
+            true
+        } else {
+            tracing::debug!(backend = %backend.name.as_str(), cause = e.cause, "retry budget spent; not retrying");
+            false
+        }
+    }
+
+    /// Passive health: consecutive failures eject the server for a back-off time.
+    fn passive(&self, backend: &Backend, server: &Server, ok: bool) {
+        let Some(p) = &backend.settings.passive else {
+            return;
+        };
+        let h = &server.health;
+        if ok {
+            if h.failures.load(Ordering::Relaxed) != 0 {
+                h.failures.store(0, Ordering::Relaxed);
+            }
+            if h.ejections.load(Ordering::Relaxed) != 0
+                && h.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
+            {
+                h.ejections.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let failures = h.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < p.consecutive_failures {
+            return;
+        }
+        h.failures.store(0, Ordering::Relaxed);
+        let n = h.ejections.fetch_add(1, Ordering::Relaxed).min(16);
+        let max = p.max_ejection_time.get();
+        let time = p
+            .ejection_time
+            .get()
+            .checked_mul(1u32 << n)
+            .unwrap_or(max)
+            .min(max);
+        h.ejected_until_ms
+            .store(now_ms() + time.as_millis() as u64, Ordering::Relaxed);
+        server.metrics.healthy.set(0);
+        self.metrics
+            .ejections
+            .get_or_create(&ServerLabels {
+                backend: backend.name.clone(),
+                server: server.label.clone(),
+            })
+            .inc();
+        self.pools.forget(server);
+        tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), failures, ejected_for = ?time, "server ejected after consecutive failures");
     }
 
     fn fail(

@@ -11,13 +11,15 @@ use sluice_net::Listener;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Settings of one listener's server connections.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
     pub name: String,
     pub keepalive_timeout: Duration,
+    /// `limits.max_client_connections`, shared by all listeners.
+    pub client_limit: Option<Arc<Semaphore>>,
 }
 
 /// Accepts clients on `listener` until `stop` turns true, then closes the listening
@@ -51,7 +53,25 @@ pub async fn serve(
         .keep_alive(true)
         .half_close(true)
         .header_read_timeout(settings.keepalive_timeout);
+    let paused = proxy.metrics().client_connections_paused.clone();
     loop {
+        // At the connection limit, stop accepting: new clients wait in the kernel's
+        // backlog instead of being accepted and then starved or dropped.
+        let permit: Option<OwnedSemaphorePermit> = match &settings.client_limit {
+            None => None,
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    paused.inc();
+                    tracing::debug!(listener = %settings.name, "client connection limit reached; accepting paused");
+                    tokio::select! {
+                        biased;
+                        _ = stop.changed() => break,
+                        p = limit.clone().acquire_owned() => p.ok(),
+                    }
+                }
+            },
+        };
         let (stream, addr) = tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -84,6 +104,7 @@ pub async fn serve(
                 log_conn_error(&e);
             }
             open.dec();
+            drop(permit);
         });
     }
     drop(listener);

@@ -91,7 +91,15 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
         .min()
         .unwrap_or(Duration::from_secs(5))
         .clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let reaper = proxy.pool().spawn_reaper(reap_every);
+    let reaper = proxy.pools().h1.spawn_reaper(reap_every);
+    // Resolves server names (bounded by the resolver's timeout) before listening, so
+    // the first requests find addresses; then DNS refresh, checks and warm pool run.
+    sluice_proxy::start_background(&proxy).await?;
+    let client_limit = (config.limits.max_client_connections > 0).then(|| {
+        Arc::new(tokio::sync::Semaphore::new(
+            config.limits.max_client_connections,
+        ))
+    });
 
     let mut bound = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
@@ -106,6 +114,7 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
             ListenerSettings {
                 name: l.name.clone(),
                 keepalive_timeout: l.keepalive_timeout.get(),
+                client_limit: client_limit.clone(),
             },
         ));
     }
@@ -156,7 +165,8 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
         }
     }
     reaper.abort();
-    proxy.pool().clear();
+    proxy.pools().h1.clear();
+    proxy.pools().h2.clear();
     Ok(())
 }
 

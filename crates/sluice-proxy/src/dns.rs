@@ -1,0 +1,143 @@
+//! Runtime DNS: each server host name is resolved at start and again when its
+//! records' TTL runs out (clamped to `dns.min_ttl`..`dns.max_ttl`). Every A record
+//! becomes a server (AAAA records when the name has no A record). A failed lookup
+//! keeps the last good addresses; an address that leaves the answer stops taking new
+//! requests, its idle connections are closed and its in-flight requests finish.
+
+use crate::backend::Backend;
+use crate::proxy::Proxy;
+use crate::{health, limit};
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, NameServerConfigGroup, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::TokioResolver;
+use sluice_net::Endpoint;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct Resolver {
+    inner: TokioResolver,
+}
+
+impl Resolver {
+    /// The configured name servers, or the system's (`/etc/resolv.conf`).
+    pub fn new(config: Option<&sluice_config::Resolver>) -> Result<Self, String> {
+        let mut builder = match config {
+            Some(c) => {
+                let mut group = Vec::with_capacity(c.nameservers.len() * 2);
+                for ns in &c.nameservers {
+                    group.push(NameServerConfig::new(*ns, Protocol::Udp));
+                    group.push(NameServerConfig::new(*ns, Protocol::Tcp));
+                }
+                let config =
+                    ResolverConfig::from_parts(None, vec![], NameServerConfigGroup::from(group));
+                let mut b =
+                    TokioResolver::builder_with_config(config, TokioConnectionProvider::default());
+                b.options_mut().timeout = c.timeout.get();
+                b.options_mut().attempts = c.attempts;
+                b
+            }
+            None => TokioResolver::builder_tokio()
+                .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?,
+        };
+        let opts: &mut ResolverOpts = builder.options_mut();
+        opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+        // sluice schedules its own lookups by TTL; a cache would only hide changes.
+        opts.positive_max_ttl = Some(Duration::ZERO);
+        opts.negative_max_ttl = Some(Duration::ZERO);
+        Ok(Self {
+            inner: builder.build(),
+        })
+    }
+
+    /// The addresses of `host` and the smallest TTL among them.
+    async fn lookup(&self, host: &str) -> Result<(Vec<IpAddr>, Duration), String> {
+        let found = self
+            .inner
+            .lookup_ip(host)
+            .await
+            .map_err(|e| format!("{host}: {e}"))?;
+        let ttl = found
+            .as_lookup()
+            .records()
+            .iter()
+            .map(|r| r.ttl())
+            .min()
+            .unwrap_or(0);
+        let mut ips: Vec<IpAddr> = found.iter().collect();
+        ips.sort_unstable();
+        ips.dedup();
+        if ips.is_empty() {
+            return Err(format!("{host}: no addresses"));
+        }
+        Ok((ips, Duration::from_secs(u64::from(ttl))))
+    }
+}
+
+/// Resolves each host name of `backend` once now, then keeps it fresh in the background.
+pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Proxy>) {
+    for (index, t) in backend.templates.iter().enumerate() {
+        let Some((host, port)) = t.hostname() else {
+            continue;
+        };
+        let host = host.to_string();
+        let first = resolver.lookup(&host).await;
+        let mut wait = apply(proxy, backend, index, &host, port, first);
+        let (resolver, backend, proxy) = (resolver.clone(), backend.clone(), proxy.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(wait).await;
+                let result = resolver.lookup(&host).await;
+                wait = apply(&proxy, &backend, index, &host, port, result);
+            }
+        });
+    }
+}
+
+/// Applies one lookup result; returns when to look again.
+fn apply(
+    proxy: &Arc<Proxy>,
+    backend: &Arc<Backend>,
+    index: usize,
+    host: &str,
+    port: u16,
+    result: Result<(Vec<IpAddr>, Duration), String>,
+) -> Duration {
+    let dns = &backend.settings.dns;
+    match result {
+        Ok((ips, ttl)) => {
+            backend.metrics.dns_refreshes.inc();
+            let endpoints: Vec<Endpoint> = ips
+                .iter()
+                .map(|ip| Endpoint::Tcp(SocketAddr::new(*ip, port)))
+                .collect();
+            let (added, removed) = backend.set_endpoints(index, &endpoints);
+            for s in &added {
+                health::spawn(backend, s, proxy.pools(), proxy.metrics());
+            }
+            for s in &removed {
+                proxy.pools().forget(s);
+            }
+            if !added.is_empty() || !removed.is_empty() {
+                let now: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                tracing::info!(backend = %backend.name.as_str(), host, addresses = %now.join(","), added = added.len(), removed = removed.len(), "server addresses changed");
+            }
+            *backend.dns_error.lock() = None;
+            backend.metrics.servers.set(backend.servers().len() as i64);
+            limit::kick(backend);
+            ttl.clamp(dns.min_ttl.get(), dns.max_ttl.get())
+        }
+        Err(e) => {
+            backend.metrics.dns_failures.inc();
+            tracing::warn!(backend = %backend.name.as_str(), host, error = %e, "DNS lookup failed; keeping the last good addresses");
+            if backend.servers().is_empty() {
+                *backend.dns_error.lock() = Some(e);
+            }
+            dns.retry_interval.get()
+        }
+    }
+}
