@@ -1,0 +1,172 @@
+//! Limits and queueing: `limits.maxconn_per_server` caps what the origin sees whatever
+//! the client concurrency, requests over it wait in a FIFO queue, and a full queue or
+//! an expired wait gets a 503 that says which. `limits.max_client_connections` pauses
+//! accepting instead of dropping clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sluice_testkit::{get, Conn, Origin, Sluice};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+/// One backend `app` for every host, pointing at `origin`, with extra backend lines
+/// (already indented by four spaces) and extra top-level YAML.
+fn config(origin: &Origin, backend_extra: &str, top: &str) -> String {
+    format!(
+        r#"
+log: {{format: json}}
+admin: {{bind: "127.0.0.1:0"}}
+{top}
+listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+routes: [{{host: "*", backend: app}}]
+backends:
+  - name: app
+    servers: ["{}"]
+{backend_extra}
+"#,
+        origin.server_spec()
+    )
+}
+
+async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = sluice.metric(series).await.unwrap_or(f64::NAN);
+        if condition(value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} is still {value}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_origin_never_sees_more_than_maxconn_under_50_concurrent_clients() {
+    let origin = Origin::start().await;
+    let yaml = config(
+        &origin,
+        "    limits: {maxconn_per_server: 4}\n    timeouts: {queue: 30s}",
+        "",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..4 {
+                    statuses.push(get(egress, "api.test", "/delay/20").await.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    for c in clients {
+        let statuses = c.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    assert_eq!(origin.requests(), 200);
+    assert_eq!(
+        origin.max_in_flight(),
+        4,
+        "50 clients, maxconn_per_server 4: the origin saw {} at once",
+        origin.max_in_flight()
+    );
+    assert!(
+        origin.accepted() <= 4,
+        "one connection per slot at most, got {}",
+        origin.accepted()
+    );
+    let queued = sluice
+        .metric(r#"sluice_backend_queue_duration_seconds_count{backend="app"}"#)
+        .await
+        .unwrap();
+    assert!(queued > 0.0, "requests must have waited in the queue");
+    wait_for_metric(&sluice, r#"sluice_backend_queue_depth{backend="app"}"#, |v| {
+        v == 0.0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_that_waits_longer_than_timeout_queue_gets_503_queue_timeout() {
+    let origin = Origin::start().await;
+    let yaml = config(
+        &origin,
+        "    limits: {maxconn_per_server: 1}\n    timeouts: {queue: 200ms}",
+        "",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    let slow = tokio::spawn(async move { get(egress, "api.test", "/delay/3000").await });
+    origin.wait_until(|s| s.in_flight == 1).await;
+
+    let started = Instant::now();
+    let r = get(egress, "api.test", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("sluice-error"), Some("queue_timeout"));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(r.text().contains("200ms"), "{}", r.text());
+
+    assert_eq!(slow.await.unwrap().status, 200);
+    assert_eq!(origin.requests(), 1, "the expired request never reached the origin");
+    let errors = sluice
+        .metric(r#"sluice_upstream_errors_total{backend="app",cause="queue_timeout"}"#)
+        .await;
+    assert_eq!(errors, Some(1.0));
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_still_succeeds() {
+    let origin = Origin::start().await;
+    let yaml = config(
+        &origin,
+        "    limits: {maxconn_per_server: 1, max_queue: 1}\n    timeouts: {queue: 30s}",
+        "",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    let first = tokio::spawn(async move { get(egress, "api.test", "/delay/1500").await });
+    origin.wait_until(|s| s.in_flight == 1).await;
+    let second = tokio::spawn(async move { get(egress, "api.test", "/").await });
+    wait_for_metric(&sluice, r#"sluice_backend_queue_depth{backend="app"}"#, |v| {
+        v == 1.0
+    })
+    .await;
+
+    let third = get(egress, "api.test", "/").await;
+    assert_eq!(third.status, 503);
+    assert_eq!(third.header("sluice-error"), Some("queue_full"));
+
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(second.await.unwrap().status, 200, "FIFO: the waiter got the slot");
+    assert_eq!(origin.requests(), 2);
+    assert_eq!(origin.max_in_flight(), 1);
+}
+
+#[tokio::test]
+async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves() {
+    let origin = Origin::start().await;
+    let yaml = config(&origin, "", "limits: {max_client_connections: 2}");
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+
+    let mut a = Conn::open(egress).await;
+    assert_eq!(a.get("api.test", "/").await.status, 200);
+    let mut b = Conn::open(egress).await;
+    assert_eq!(b.get("api.test", "/").await.status, 200);
+
+    // The third client connects (the kernel's backlog holds it) but is not served...
+    let third = tokio::spawn(async move { get(egress, "api.test", "/").await });
+    wait_for_metric(&sluice, "sluice_client_accept_paused_total", |v| v >= 1.0).await;
+    assert!(!third.is_finished());
+    assert_eq!(origin.requests(), 2);
+
+    // ...until one leaves.
+    drop(a);
+    assert_eq!(third.await.unwrap().status, 200);
+    assert_eq!(origin.requests(), 3);
+    assert_eq!(b.get("api.test", "/").await.status, 200);
+}
