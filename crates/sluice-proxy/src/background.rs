@@ -20,8 +20,14 @@ pub async fn start(proxy: &Arc<Proxy>) -> Result<(), String> {
         for server in backend.servers().iter() {
             health::spawn(backend, server, proxy.pools(), proxy.metrics());
         }
-        dns::start(&resolver, backend, proxy).await;
     }
+    // All names at once: startup waits for the slowest lookup, not their sum.
+    futures_util::future::join_all(
+        rt.backends
+            .iter()
+            .map(|backend| dns::start(&resolver, backend, proxy)),
+    )
+    .await;
     let reap = proxy.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);

@@ -80,13 +80,14 @@ impl Resolver {
 
 /// Resolves each host name of `backend` once now, then keeps it fresh in the background.
 pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Proxy>) {
-    for (index, t) in backend.templates.iter().enumerate() {
-        let Some((host, port)) = t.hostname() else {
-            continue;
-        };
-        let host = host.to_string();
-        let first = resolver.lookup(&host).await;
-        let mut wait = apply(proxy, backend, index, &host, port, first);
+    let names = backend
+        .templates
+        .iter()
+        .enumerate()
+        .filter_map(|(index, t)| t.hostname().map(|(h, p)| (index, h.to_string(), p)));
+    let first = names.map(|(index, host, port)| async move {
+        let result = resolver.lookup(&host).await;
+        let mut wait = apply(proxy, backend, index, &host, port, result);
         let (resolver, backend, proxy) = (resolver.clone(), backend.clone(), proxy.clone());
         tokio::spawn(async move {
             loop {
@@ -95,7 +96,8 @@ pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Prox
                 wait = apply(&proxy, &backend, index, &host, port, result);
             }
         });
-    }
+    });
+    futures_util::future::join_all(first).await;
 }
 
 /// Applies one lookup result; returns when to look again.

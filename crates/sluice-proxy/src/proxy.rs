@@ -225,6 +225,9 @@ impl Proxy {
                     let err = ProxyError::upstream(e.error());
                     let refused = crate::error::is_h2_refused(e.error());
                     let unsent = e.take_message();
+                    if let Some(Conn::H2(s)) = up.conn_mut() {
+                        s.retire();
+                    }
                     drop(up);
                     // A stale pooled connection: the origin never saw the request.
                     if reused && !stale_retry_used {

@@ -55,6 +55,12 @@ impl H2Stream {
     pub fn sender(&self) -> http2::SendRequest<ReqBody> {
         self.conn.tx.clone()
     }
+
+    /// No new streams on this connection (it failed a request, e.g. after GOAWAY);
+    /// streams in flight finish.
+    pub fn retire(&self) {
+        self.conn.retired.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for H2Stream {
