@@ -363,8 +363,9 @@ impl Backend {
         headers: &http::HeaderMap,
         client: Option<std::net::IpAddr>,
     ) -> Option<u64> {
+        let on = self.settings.hash_on.as_ref()?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        match self.settings.hash_on.as_ref()? {
+        match on {
             HashOn::ClientIp => client?.hash(&mut h),
             HashOn::Header(name) => headers.get(name.as_str())?.as_bytes().hash(&mut h),
         }

@@ -84,9 +84,11 @@ async fn the_origin_never_sees_more_than_maxconn_under_50_concurrent_clients() {
         .await
         .unwrap();
     assert!(queued > 0.0, "requests must have waited in the queue");
-    wait_for_metric(&sluice, r#"sluice_backend_queue_depth{backend="app"}"#, |v| {
-        v == 0.0
-    })
+    wait_for_metric(
+        &sluice,
+        r#"sluice_backend_queue_depth{backend="app"}"#,
+        |v| v == 0.0,
+    )
     .await;
 }
 
@@ -111,7 +113,11 @@ async fn a_request_that_waits_longer_than_timeout_queue_gets_503_queue_timeout()
     assert!(r.text().contains("200ms"), "{}", r.text());
 
     assert_eq!(slow.await.unwrap().status, 200);
-    assert_eq!(origin.requests(), 1, "the expired request never reached the origin");
+    assert_eq!(
+        origin.requests(),
+        1,
+        "the expired request never reached the origin"
+    );
     let errors = sluice
         .metric(r#"sluice_upstream_errors_total{backend="app",cause="queue_timeout"}"#)
         .await;
@@ -131,9 +137,11 @@ async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_stil
     let first = tokio::spawn(async move { get(egress, "api.test", "/delay/1500").await });
     origin.wait_until(|s| s.in_flight == 1).await;
     let second = tokio::spawn(async move { get(egress, "api.test", "/").await });
-    wait_for_metric(&sluice, r#"sluice_backend_queue_depth{backend="app"}"#, |v| {
-        v == 1.0
-    })
+    wait_for_metric(
+        &sluice,
+        r#"sluice_backend_queue_depth{backend="app"}"#,
+        |v| v == 1.0,
+    )
     .await;
 
     let third = get(egress, "api.test", "/").await;
@@ -141,7 +149,11 @@ async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_stil
     assert_eq!(third.header("sluice-error"), Some("queue_full"));
 
     assert_eq!(first.await.unwrap().status, 200);
-    assert_eq!(second.await.unwrap().status, 200, "FIFO: the waiter got the slot");
+    assert_eq!(
+        second.await.unwrap().status,
+        200,
+        "FIFO: the waiter got the slot"
+    );
     assert_eq!(origin.requests(), 2);
     assert_eq!(origin.max_in_flight(), 1);
 }
