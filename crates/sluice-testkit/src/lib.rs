@@ -1,8 +1,10 @@
 //! End-to-end test toolkit for sluice: real sockets on port 0, real TLS, no sleeps.
 //!
 //! * [`Certs`]: a throw-away CA and a server certificate it signed.
-//! * [`Origin`]: an in-process HTTP/1.1 origin (TCP, TLS or Unix socket) that counts
-//!   connections and requests and echoes what it received.
+//! * [`Origin`]: an in-process HTTP/1.1 or HTTP/2 origin (TCP, TLS or Unix socket) that
+//!   counts connections and requests and echoes what it received; it can be made
+//!   unhealthy, stopped and resumed on the same address, and bound to any loopback IP.
+//! * [`TestDns`]: a DNS server (UDP and TCP) whose answers a test changes at runtime.
 //! * [`Sluice`]: the real binary as a child process, with its logs collected.
 //! * [`client`]: one-connection-per-call clients, raw sockets, streaming uploads and
 //!   downloads.
@@ -44,6 +46,7 @@
 pub mod body;
 mod certs;
 pub mod client;
+pub mod dns;
 mod logs;
 pub mod origin;
 mod process;
@@ -57,6 +60,7 @@ pub use client::{
     download, get, get_unix, raw, request, send, send_tls, send_unix, upload, BoxError, Conn,
     Download, Response,
 };
+pub use dns::TestDns;
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use wait::DEFAULT_WAIT;

@@ -3,7 +3,7 @@
 use super::Shared;
 use crate::body::{Generated, PatternCheck};
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -18,11 +18,14 @@ use std::{
     task::{Context, Poll},
     time::Duration,
 };
+use tokio::sync::Notify;
 
 /// Per-connection facts the handler reports.
 pub(super) struct Conn {
     id: u64,
     requests: AtomicU64,
+    /// Notified (once) when the connection should shut down gracefully.
+    goaway: Notify,
 }
 
 impl Conn {
@@ -30,7 +33,12 @@ impl Conn {
         Self {
             id,
             requests: AtomicU64::new(0),
+            goaway: Notify::new(),
         }
+    }
+
+    pub(super) fn goaway(&self) -> &Notify {
+        &self.goaway
     }
 }
 
@@ -41,8 +49,34 @@ pub(super) async fn handle(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
 ) -> io::Result<Response<Tracked>> {
+    let nth = conn.requests.fetch_add(1, SeqCst) + 1;
+    if shared.behaviour.goaway_after == Some(nth) {
+        // A stored permit: the connection task sees it even if not waiting yet.
+        conn.goaway.notify_one();
+    }
+    let echo = echo_headers(&req, &conn, nth);
+    let healthy = shared.healthy.load(SeqCst);
+
+    if req.uri().path() == "/health" {
+        shared.bump(&shared.health_checks);
+        let mut response = if healthy {
+            Response::new(boxed(Full::new(Bytes::from_static(b"ok"))))
+        } else {
+            unhealthy("unhealthy")
+        };
+        response.headers_mut().extend(echo);
+        return Ok(response.map(|body| Tracked { body, _guard: None }));
+    }
+
     let guard = InFlight::enter(shared.clone());
-    let echo = echo_headers(&req, &conn);
+    if !healthy {
+        let mut response = unhealthy("origin unhealthy");
+        response.headers_mut().extend(echo);
+        return Ok(response.map(|body| Tracked {
+            body,
+            _guard: Some(guard),
+        }));
+    }
     if let Some(delay) = shared.behaviour.delay {
         tokio::time::sleep(delay).await;
     }
@@ -74,8 +108,18 @@ pub(super) async fn handle(
     response.headers_mut().extend(echo);
     Ok(response.map(|body| Tracked {
         body,
-        _guard: guard,
+        _guard: Some(guard),
     }))
+}
+
+/// 503 with `x-origin-unhealthy: true`.
+fn unhealthy(text: &'static str) -> Response<Boxed> {
+    let mut response = Response::new(boxed(Full::new(Bytes::from_static(text.as_bytes()))));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+        .headers_mut()
+        .insert("x-origin-unhealthy", HeaderValue::from_static("true"));
+    response
 }
 
 /// The default answer: read and count the request body, then say hello.
@@ -140,8 +184,7 @@ async fn drain(mut body: Incoming) -> (u64, bool) {
     (check.len(), check.intact())
 }
 
-fn echo_headers(req: &Request<Incoming>, conn: &Conn) -> HeaderMap {
-    let nth = conn.requests.fetch_add(1, SeqCst) + 1;
+fn echo_headers(req: &Request<Incoming>, conn: &Conn, nth: u64) -> HeaderMap {
     let mut echo = HeaderMap::new();
     let mut put = |name: &'static str, value: HeaderValue| {
         echo.insert(HeaderName::from_static(name), value);
@@ -162,6 +205,12 @@ fn echo_headers(req: &Request<Incoming>, conn: &Conn) -> HeaderMap {
             put(echo_name, value.clone());
         }
     }
+    if req.version() == Version::HTTP_2 && !headers.contains_key(header::HOST) {
+        if let Some(authority) = req.uri().authority() {
+            put("x-origin-host", text(authority.as_str()));
+        }
+    }
+    put("x-origin-version", text(&format!("{:?}", req.version())));
     let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
     put("x-origin-headers", text(&names.join(",")));
     put("x-origin-conn-id", HeaderValue::from(conn.id));
@@ -196,10 +245,11 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that holds the request's [`InFlight`] guard until hyper drops it.
+/// A response body that holds the request's [`InFlight`] guard (none for `/health`)
+/// until hyper drops it.
 pub(crate) struct Tracked {
     body: Boxed,
-    _guard: InFlight,
+    _guard: Option<InFlight>,
 }
 
 impl Body for Tracked {
