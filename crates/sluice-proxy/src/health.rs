@@ -33,10 +33,11 @@ pub fn spawn(backend: &Arc<Backend>, server: &Arc<Server>, pools: &Pools, metric
             server: server.label.clone(),
             result,
         };
-        let (pass, fail) = (
-            metrics.health_checks.get_or_create(&labels("pass")).clone(),
-            metrics.health_checks.get_or_create(&labels("fail")).clone(),
-        );
+        // One statement each: `get_or_create` returns a read guard that lives to the
+        // end of the statement, and a second insert into the same family would wait
+        // for it forever.
+        let pass = metrics.health_checks.get_or_create(&labels("pass")).clone();
+        let fail = metrics.health_checks.get_or_create(&labels("fail")).clone();
         let mut tick = tokio::time::interval(hc.interval.get());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut passes, mut failures) = (0u32, 0u32);

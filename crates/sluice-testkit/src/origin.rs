@@ -11,6 +11,7 @@
 //! | [`tls(&certs)`](OriginBuilder::tls) | HTTPS with the leaf of `certs`; ALPN as below |
 //! | [`unix()`](OriginBuilder::unix) | a Unix socket in a fresh temp dir instead of TCP |
 //! | [`bind_ip(ip)`](OriginBuilder::bind_ip) | listen on `ip:0` instead of `127.0.0.1:0` (e.g. `127.0.0.2`: all of 127/8 is loopback on Linux) |
+//! | [`bind_addr(addr)`](OriginBuilder::bind_addr) | listen on exactly `addr` (origins sharing a port behind one DNS name) |
 //! | (default) | HTTP/1.1; over TLS, ALPN `http/1.1` |
 //! | [`http2()`](OriginBuilder::http2) | HTTP/2 only: over TLS, ALPN `h2` (a client offering only `http/1.1` fails the handshake); plain TCP or Unix: h2c with prior knowledge |
 //! | [`alpn_h2_and_h1()`](OriginBuilder::alpn_h2_and_h1) | over TLS, ALPN `h2, http/1.1`, and each connection speaks what it negotiated (no ALPN = HTTP/1.1); without TLS, HTTP/1.1 |
@@ -110,7 +111,7 @@ pub struct Origin {
 pub struct OriginBuilder {
     tls: Option<Arc<rustls::ServerConfig>>,
     unix: bool,
-    bind_ip: Option<IpAddr>,
+    bind: Option<SocketAddr>,
     behaviour: Behaviour,
 }
 
@@ -193,7 +194,14 @@ impl OriginBuilder {
 
     /// Listen on `ip` (port 0) instead of `127.0.0.1`, e.g. `127.0.0.2`.
     pub fn bind_ip(mut self, ip: IpAddr) -> Self {
-        self.bind_ip = Some(ip);
+        self.bind = Some(SocketAddr::new(ip, 0));
+        self
+    }
+
+    /// Listen on exactly `addr`: for several origins behind one DNS name, which must
+    /// share a port (take it from the first origin's port-0 bind).
+    pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
+        self.bind = Some(addr);
         self
     }
 
@@ -274,8 +282,10 @@ impl OriginBuilder {
             let dir = tempfile::tempdir().expect("temp dir for origin socket");
             (Endpoint::Unix(dir.path().join("origin.sock")), Some(dir))
         } else {
-            let ip = self.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            (Endpoint::Tcp(SocketAddr::new(ip, 0)), None)
+            let addr = self
+                .bind
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+            (Endpoint::Tcp(addr), None)
         };
         let listener = endpoint
             .bind()

@@ -1,0 +1,76 @@
+//! Active health checks end to end: over the backend's TLS, a failing server goes
+//! down after `fall` checks (503 no_healthy_server when it was the last), and comes
+//! back after `rise` passes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sluice_testkit::{get, Certs, Origin, Sluice};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = sluice.metric(series).await.unwrap_or(f64::NAN);
+        if condition(value) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} is still {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_failing_its_tls_checks_goes_down_and_comes_back() {
+    let certs = Certs::new(&["origin.test"]);
+    let origin = Origin::builder().tls(&certs).start().await;
+    let yaml = format!(
+        r#"
+log: {{format: json}}
+admin: {{bind: "127.0.0.1:0"}}
+listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+routes: [{{host: "*", backend: app}}]
+backends:
+  - name: app
+    servers: ["{}"]
+    tls: {{sni: origin.test, ca_file: "{}"}}
+    health: {{check: {{path: /health, interval: 100ms, timeout: 1s, rise: 2, fall: 2}}}}
+"#,
+        origin.server_spec(),
+        certs.ca_file().display()
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    let server = origin.addr().to_string();
+    let healthy = format!(r#"sluice_server_healthy{{backend="app",server="{server}"}}"#);
+    let passes =
+        format!(r#"sluice_health_checks_total{{backend="app",server="{server}",result="pass"}}"#);
+
+    wait_for_metric(&sluice, &passes, |v| v >= 1.0).await;
+    assert_eq!(get(egress, "api.test", "/").await.status, 200);
+    assert!(
+        origin.health_checks() >= 1,
+        "checks reach the origin over TLS"
+    );
+
+    origin.set_healthy(false);
+    wait_for_metric(&sluice, &healthy, |v| v == 0.0).await;
+    let requests = origin.requests();
+    let r = get(egress, "api.test", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("sluice-error"), Some("no_healthy_server"));
+    assert_eq!(
+        origin.requests(),
+        requests,
+        "nothing is sent to a down server"
+    );
+
+    origin.set_healthy(true);
+    wait_for_metric(&sluice, &healthy, |v| v == 1.0).await;
+    assert_eq!(get(egress, "api.test", "/").await.status, 200);
+    sluice
+        .wait_for_stderr(|l| l.contains("health check passed; server is up"))
+        .await;
+}

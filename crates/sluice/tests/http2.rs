@@ -1,0 +1,128 @@
+//! HTTP/2 upstream: HTTP/1.1 clients, multiplexed onto one h2 connection per server;
+//! a second connection only past `max_concurrent_streams`; GOAWAY handled without a
+//! client error; `protocol: auto` follows ALPN.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sluice_testkit::{get, Certs, Origin, Sluice};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn config(origin: &Origin, certs: Option<&Certs>, backend_extra: &str) -> String {
+    let tls = certs
+        .map(|c| format!("    tls: {{ca_file: \"{}\"}}\n", c.ca_file().display()))
+        .unwrap_or_default();
+    format!(
+        r#"
+log: {{format: json}}
+admin: {{bind: "127.0.0.1:0"}}
+listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+routes: [{{host: "*", backend: app}}]
+backends:
+  - name: app
+    servers: ["{}"]
+{tls}{backend_extra}
+"#,
+        origin.server_spec()
+    )
+}
+
+/// 100 concurrent client requests (each on its own client connection) reach an h2
+/// origin over exactly one upstream connection, all in flight together.
+async fn hundred_concurrent(sluice: &Sluice) -> Vec<sluice_testkit::client::Response> {
+    let egress = sluice.listener_addr("egress");
+    let tasks: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(async move { get(egress, "api.test", "/delay/300").await }))
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_requests_share_one_tls_h2_connection() {
+    let certs = Certs::new(&["127.0.0.1"]);
+    let origin = Origin::builder().tls(&certs).http2().start().await;
+    let yaml = config(&origin, Some(&certs), "    protocol: http2");
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let responses = hundred_concurrent(&sluice).await;
+    for r in &responses {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-origin-version"), Some("HTTP/2.0"));
+    }
+    assert_eq!(origin.requests(), 100);
+    assert_eq!(origin.accepted(), 1, "one h2 connection carries all 100");
+    assert!(
+        origin.max_in_flight() > 50,
+        "they were multiplexed, not serialised: max in flight {}",
+        origin.max_in_flight()
+    );
+    let opened = sluice
+        .metric(r#"sluice_upstream_connections_opened_total{backend="app"}"#)
+        .await;
+    assert_eq!(opened, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn h2c_past_max_concurrent_streams_opens_a_second_connection_only() {
+    let origin = Origin::builder().http2().start().await;
+    let yaml = config(
+        &origin,
+        None,
+        "    protocol: http2\n    pool: {max_concurrent_streams: 50}",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let responses = hundred_concurrent(&sluice).await;
+    assert!(responses.iter().all(|r| r.status == 200));
+    assert_eq!(origin.requests(), 100);
+    assert_eq!(
+        origin.accepted(),
+        2,
+        "100 concurrent at 50 streams per connection"
+    );
+}
+
+#[tokio::test]
+async fn goaway_is_not_a_client_error() {
+    let certs = Certs::new(&["127.0.0.1"]);
+    // The origin sends GOAWAY after every 3 requests on a connection.
+    let origin = Origin::builder()
+        .tls(&certs)
+        .http2()
+        .goaway_after(3)
+        .start()
+        .await;
+    let yaml = config(&origin, Some(&certs), "    protocol: http2");
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    for i in 0..20 {
+        let r = get(egress, "api.test", "/").await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    assert_eq!(origin.requests(), 20);
+    assert!(
+        origin.accepted() >= 7,
+        "a connection that said GOAWAY is replaced: {} connections",
+        origin.accepted()
+    );
+}
+
+#[tokio::test]
+async fn auto_uses_h2_when_the_server_offers_it_and_http1_when_not() {
+    let certs = Certs::new(&["127.0.0.1"]);
+    let h2 = Origin::builder().tls(&certs).alpn_h2_and_h1().start().await;
+    let h1 = Origin::builder().tls(&certs).start().await;
+    for (origin, version) in [(&h2, "HTTP/2.0"), (&h1, "HTTP/1.1")] {
+        let yaml = config(origin, Some(&certs), "    protocol: auto");
+        let sluice = Sluice::start(SLUICE, &yaml).await;
+        let egress = sluice.listener_addr("egress");
+        for _ in 0..5 {
+            let r = get(egress, "api.test", "/").await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("x-origin-version"), Some(version));
+        }
+        assert_eq!(origin.accepted(), 1, "{version}: one pooled connection");
+    }
+}
