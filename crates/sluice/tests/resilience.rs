@@ -2,8 +2,8 @@
 //! another server, the retry budget, passive ejection and active health checks, the
 //! warm pool, and the balancing rules (`hash`, `least_request`, `round_robin`).
 //!
-//! Dead servers are addresses whose listener was bound on port 0 and closed again, so a
-//! connect to them is refused at once.
+//! Dead servers are ports held by a bound socket that never listens, so a connect to
+//! them is refused at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -53,12 +53,32 @@ fn specs(origins: &[&Origin]) -> Vec<String> {
     origins.iter().map(|o| o.server_spec()).collect()
 }
 
-/// An address nothing listens on: a listener bound on port 0, then closed.
-fn dead_server() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to free");
-    let addr = listener.local_addr().expect("local addr");
-    drop(listener);
-    addr.to_string()
+/// An address nothing listens on, so connects to it are refused: a socket bound on
+/// port 0 that never listens. It holds the port for as long as it lives (it has no
+/// `SO_REUSEADDR`), so no other test's origin and no outgoing connection can take the
+/// port meanwhile, as they could with a listener that was bound and closed again.
+struct DeadServer {
+    _socket: TcpSocket,
+    spec: String,
+}
+
+impl DeadServer {
+    fn new() -> Self {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind a port to hold");
+        let spec = socket.local_addr().expect("local addr").to_string();
+        Self {
+            _socket: socket,
+            spec,
+        }
+    }
+
+    /// The address as a backend `servers` entry (and `server` metric label).
+    fn spec(&self) -> String {
+        self.spec.clone()
+    }
 }
 
 /// Polls `/metrics` until `series` satisfies `condition` (absent = NaN); panics with the
@@ -219,8 +239,9 @@ async fn upstream_connections_are_bound_to_each_source_address_in_turn() {
 #[tokio::test]
 async fn a_refused_connect_is_redispatched_to_the_live_server() {
     let origin = Origin::start().await;
+    let dead = DeadServer::new();
     let yaml = config(
-        &[dead_server(), origin.server_spec()],
+        &[dead.spec(), origin.server_spec()],
         "    balance: round_robin",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
@@ -249,8 +270,9 @@ async fn a_refused_connect_is_redispatched_to_the_live_server() {
 
 #[tokio::test]
 async fn the_retry_budget_stops_a_retry_storm_against_dead_servers() {
+    let (dead_a, dead_b) = (DeadServer::new(), DeadServer::new());
     let yaml = config(
-        &[dead_server(), dead_server()],
+        &[dead_a.spec(), dead_b.spec()],
         "    retries: {attempts: 1, budget: {ratio: 0.1, min_per_second: 0}}",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
@@ -292,7 +314,8 @@ async fn the_retry_budget_stops_a_retry_storm_against_dead_servers() {
 #[tokio::test]
 async fn consecutive_connect_failures_eject_a_server_until_its_ejection_time_runs_out() {
     let origin = Origin::start().await;
-    let dead = dead_server();
+    let dead_server = DeadServer::new();
+    let dead = dead_server.spec();
     let yaml = config(
         &[dead.clone(), origin.server_spec()],
         "    balance: round_robin\n    retries: {attempts: 1}\n    \
@@ -344,7 +367,6 @@ async fn consecutive_connect_failures_eject_a_server_until_its_ejection_time_run
 }
 
 #[tokio::test]
-#[ignore = "BUG: health.check deadlocks at start (health.rs holds a Family read guard across get_or_create): no checks run, /metrics hangs"]
 async fn when_active_checks_fail_on_every_server_sluice_answers_503_no_healthy_server() {
     let origin = Origin::start().await;
     let server = origin.server_spec();
@@ -378,7 +400,6 @@ async fn when_active_checks_fail_on_every_server_sluice_answers_503_no_healthy_s
 }
 
 #[tokio::test]
-#[ignore = "BUG: health.check deadlocks at start (health.rs holds a Family read guard across get_or_create): no checks run, /metrics hangs"]
 async fn a_server_that_passes_its_active_checks_stays_healthy_and_serves() {
     let origin = Origin::start().await;
     let server = origin.server_spec();
