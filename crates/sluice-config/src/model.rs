@@ -199,9 +199,11 @@ pub enum Protocol {
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
     RoundRobin,
+    /// The available server with the fewest requests in flight (ties rotate). The
+    /// default: it measured best in bench/balance (see bench/RESULTS.md).
+    #[default]
     LeastRequest,
     /// Power of two choices: two random servers, the one with fewer requests in flight.
-    #[default]
     P2c,
     /// Rendezvous (highest random weight) hashing on `hash_on`: a key keeps its
     /// server while that server is available; only its keys move when it leaves.

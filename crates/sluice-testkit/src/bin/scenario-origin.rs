@@ -2,7 +2,7 @@
 //! `scripts/scenario/` (e.g. `port-exhaustion.sh`).
 //!
 //! ```text
-//! scenario-origin ADDR [--tls CERT_PEM KEY_PEM]
+//! scenario-origin ADDR [--tls CERT_PEM KEY_PEM] [--delay-ms N]
 //! ```
 //!
 //! * Listens on `ADDR` (`ip:port`, port 0 allowed) and prints `listening on <addr>` once
@@ -12,6 +12,8 @@
 //! * Never closes a connection first: keep-alive on, no header-read timeout, no
 //!   request limit. Whoever closes first gets the TIME_WAIT, and in the scenarios that
 //!   must be the client.
+//! * `--delay-ms N` waits N ms before answering each request (a slow server, for
+//!   `bench/balance/`).
 //! * `--tls` serves HTTPS (TLS 1.2/1.3, ALPN `http/1.1`) with the given PEM files.
 //!
 //! Counting: `accepted` counts every accepted TCP connection; `open`/`peak_open` count
@@ -46,7 +48,7 @@ use tokio_rustls::{
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-const USAGE: &str = "usage: scenario-origin ADDR [--tls CERT_PEM KEY_PEM]";
+const USAGE: &str = "usage: scenario-origin ADDR [--tls CERT_PEM KEY_PEM] [--delay-ms N]";
 
 #[derive(Default)]
 struct Stats {
@@ -95,6 +97,7 @@ impl Drop for ConnGuard {
 struct Args {
     addr: SocketAddr,
     tls: Option<(String, String)>,
+    delay: std::time::Duration,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -107,19 +110,27 @@ fn parse_args() -> Result<Args, BoxError> {
     let addr: SocketAddr = addr
         .parse()
         .map_err(|e| format!("bad ADDR {addr:?}: {e}\n{USAGE}"))?;
-    let tls = match args.next().as_deref() {
-        None => None,
-        Some("--tls") => {
-            let cert = args.next().ok_or(USAGE)?;
-            let key = args.next().ok_or(USAGE)?;
-            Some((cert, key))
+    let mut tls = None;
+    let mut delay = std::time::Duration::ZERO;
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--tls" => {
+                let cert = args.next().ok_or(USAGE)?;
+                let key = args.next().ok_or(USAGE)?;
+                tls = Some((cert, key));
+            }
+            "--delay-ms" => {
+                let ms: u64 = args
+                    .next()
+                    .ok_or(USAGE)?
+                    .parse()
+                    .map_err(|e| format!("bad --delay-ms: {e}\n{USAGE}"))?;
+                delay = std::time::Duration::from_millis(ms);
+            }
+            other => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
         }
-        Some(other) => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
-    };
-    if let Some(extra) = args.next() {
-        return Err(format!("unexpected argument {extra:?}\n{USAGE}").into());
     }
-    Ok(Args { addr, tls })
+    Ok(Args { addr, tls, delay })
 }
 
 fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, BoxError> {
@@ -137,7 +148,7 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, BoxError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn serve<S>(stream: S, stats: Arc<Stats>)
+async fn serve<S>(stream: S, stats: Arc<Stats>, delay: std::time::Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -151,6 +162,9 @@ where
             let body = if req.uri().path() == "/stats" {
                 guard.stats.render()
             } else {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 guard.count();
                 guard.stats.requests.fetch_add(1, SeqCst);
                 "ok\n".to_owned()
@@ -201,13 +215,14 @@ async fn main() -> Result<(), BoxError> {
         let stats = stats.clone();
         match &acceptor {
             None => {
-                tokio::spawn(serve(stream, stats));
+                tokio::spawn(serve(stream, stats, args.delay));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
+                let delay = args.delay;
                 tokio::spawn(async move {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        serve(tls, stats).await;
+                        serve(tls, stats, delay).await;
                     }
                 });
             }
