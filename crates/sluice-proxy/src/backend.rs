@@ -83,10 +83,21 @@ pub fn now_ms() -> u64 {
 
 impl Server {
     /// Takes new requests: not removed, not down by checks, not ejected.
-    pub fn available(&self, now_ms: u64) -> bool {
-        !self.removed.load(Ordering::Relaxed)
-            && !self.health.active_down.load(Ordering::Relaxed)
-            && self.health.ejected_until_ms.load(Ordering::Relaxed) <= now_ms
+    /// (The clock is read only while an ejection is pending.)
+    pub fn available(&self) -> bool {
+        if self.removed.load(Ordering::Relaxed) || self.health.active_down.load(Ordering::Relaxed) {
+            return false;
+        }
+        let until = self.health.ejected_until_ms.load(Ordering::Relaxed);
+        until == 0 || until <= now_ms()
+    }
+
+    /// Clears an ejection whose time has run out (so requests skip the clock again).
+    pub fn expire_ejection(&self) {
+        let until = self.health.ejected_until_ms.load(Ordering::Relaxed);
+        if until != 0 && until <= now_ms() {
+            self.health.ejected_until_ms.store(0, Ordering::Relaxed);
+        }
     }
 
     pub fn inflight(&self) -> usize {
@@ -95,9 +106,7 @@ impl Server {
 
     /// Updates the health gauge from the current state.
     pub fn refresh_health_gauge(&self) {
-        self.metrics
-            .healthy
-            .set(i64::from(self.available(now_ms())));
+        self.metrics.healthy.set(i64::from(self.available()));
     }
 }
 

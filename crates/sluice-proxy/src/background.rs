@@ -1,7 +1,7 @@
 //! The proxy's background work: pool eviction, health-gauge refresh and queue kicks,
 //! the warm pool (`min_idle_per_server`), active health checks and DNS refresh.
 
-use crate::backend::{now_ms, Backend};
+use crate::backend::Backend;
 use crate::proxy::Proxy;
 use crate::{dns, health, limit, upstream};
 use std::sync::atomic::Ordering;
@@ -51,17 +51,17 @@ fn maintain(proxy: &Arc<Proxy>) {
                 .then(|| b.settings.policy.idle_timeout.as_millis() as u64)
         })
     });
-    let now = now_ms();
     for backend in &rt.backends {
         let servers = backend.servers();
         backend.metrics.servers.set(servers.len() as i64);
         for s in servers.iter() {
+            s.expire_ejection();
             s.refresh_health_gauge();
         }
         // An ejection that ran out frees capacity without any slot being released.
         limit::kick(backend);
         if backend.settings.min_idle > 0 {
-            for s in servers.iter().filter(|s| s.available(now)) {
+            for s in servers.iter().filter(|s| s.available()) {
                 warm(proxy, backend, s);
             }
         }

@@ -6,7 +6,7 @@
 //! backend's queue; a slot freed by a finishing request goes straight to the oldest
 //! waiter (no barging), so the origin never sees more than the limit.
 
-use crate::backend::{now_ms, Backend, Server};
+use crate::backend::{Backend, Server};
 use crate::error::ProxyError;
 use http::StatusCode;
 use parking_lot::Mutex;
@@ -122,8 +122,7 @@ pub async fn acquire(
 ) -> Result<Slot, ProxyError> {
     let lim = &backend.limiter;
     let servers = backend.servers();
-    let now = now_ms();
-    let up = |s: &Server| s.available(now);
+    let up = |s: &Server| s.available();
     if !servers.iter().any(|s| up(s)) {
         return Err(no_server(backend, &servers));
     }
@@ -207,7 +206,6 @@ fn queue_timeout(backend: &Backend, after: Duration) -> ProxyError {
 fn dispatch(backend: &Arc<Backend>, st: &mut State) {
     let lim = &backend.limiter;
     let servers = backend.servers();
-    let now = now_ms();
     while let Some(w) = st.queue.front() {
         if w.tx.is_closed() {
             st.queue.pop_front();
@@ -216,7 +214,7 @@ fn dispatch(backend: &Arc<Backend>, st: &mut State) {
         if lim.total > 0 && st.inflight >= lim.total {
             break;
         }
-        let Some(server) = backend.pick(&servers, |s| s.available(now) && lim.has_room(s), w.hash)
+        let Some(server) = backend.pick(&servers, |s| s.available() && lim.has_room(s), w.hash)
         else {
             break;
         };

@@ -185,7 +185,7 @@ impl Upstream {
     /// closes it if it is dead or worn out, and so do we if its server left).
     pub fn release(mut self) {
         if let Some(Conn::H1(pooled)) = self.conn.take() {
-            if self.slot.server.available(now_ms()) {
+            if self.slot.server.available() {
                 self.pool.checkin(pooled);
             }
         }
