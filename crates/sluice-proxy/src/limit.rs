@@ -256,3 +256,66 @@ impl Drop for Slot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use prometheus_client::registry::Registry;
+
+    fn backend(limits: &str) -> Arc<Backend> {
+        let yaml = format!(
+            "listeners: [{{name: e, bind: '127.0.0.1:0'}}]\nbackends: [{{name: a, servers: ['10.0.0.1:1', '10.0.0.2:1'], limits: {limits}, timeouts: {{queue: 50ms}}}}]"
+        );
+        let config = sluice_config::parse("t", &yaml).unwrap();
+        let rt =
+            crate::compile(&config, &Metrics::register(&mut Registry::default()), "t").unwrap();
+        rt.backends[0].clone()
+    }
+
+    #[tokio::test]
+    async fn backend_maxconn_caps_the_sum_over_servers_and_hands_slots_over_in_order() {
+        let b = backend("{maxconn: 2}");
+        let s1 = acquire(&b, None, None).await.unwrap();
+        let s2 = acquire(&b, None, None).await.unwrap();
+        assert!(
+            !Arc::ptr_eq(&s1.server, &s2.server),
+            "least_request spreads the two"
+        );
+        let e = acquire(&b, None, None).await.err().unwrap();
+        assert_eq!(e.cause, "queue_timeout");
+        // A waiter gets the slot freed by s1, ahead of anyone arriving later.
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { acquire(&b, None, None).await }
+        });
+        while b.limiter.queue_depth.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let freed = s1.server.clone();
+        drop(s1);
+        let got = waiter.await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&got.server, &freed));
+        assert_eq!(b.limiter.queue_depth.get(), 0);
+        drop((s2, got));
+        assert_eq!(b.limiter.state.lock().inflight, 0);
+        assert!(b.servers().iter().all(|s| s.inflight() == 0));
+    }
+
+    #[tokio::test]
+    async fn per_server_limit_and_queue_full() {
+        let b = backend("{maxconn_per_server: 1, max_queue: 1}");
+        let _a = acquire(&b, None, None).await.unwrap();
+        let _b = acquire(&b, None, None).await.unwrap();
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { acquire(&b, None, None).await.err().map(|e| e.cause) }
+        });
+        while b.limiter.queue_depth.get() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let e = acquire(&b, None, None).await.err().unwrap();
+        assert_eq!(e.cause, "queue_full");
+        assert_eq!(waiter.await.unwrap(), Some("queue_timeout"));
+    }
+}
