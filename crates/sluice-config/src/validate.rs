@@ -307,6 +307,75 @@ mod tests {
     }
 
     #[test]
+    fn pool_control_options_are_checked_and_named() {
+        let cases = [
+            ("balance: hash", "backends[0].hash_on", "needs hash_on"),
+            (
+                "hash_on: client_ip",
+                "backends[0].hash_on",
+                "only used with",
+            ),
+            (
+                "hash_on: 'cookie:x', balance: hash",
+                "backends[0].hash_on",
+                "header:<Name>",
+            ),
+            ("balance: fastest", "backends[0].balance", "least_request"),
+            ("protocol: h3", "backends[0].protocol", "http2"),
+            (
+                "pool: {min_idle_per_server: 9, max_idle_per_server: 8}",
+                "backends[0].pool.min_idle_per_server",
+                "max_idle",
+            ),
+            (
+                "pool: {max_concurrent_streams: 0}",
+                "backends[0].pool.max_concurrent_streams",
+                "at least 1",
+            ),
+            (
+                "dns: {min_ttl: 10s, max_ttl: 5s}",
+                "backends[0].dns.max_ttl",
+                "min_ttl",
+            ),
+            (
+                "health: {check: {path: health}}",
+                "backends[0].health.check.path",
+                "start with /",
+            ),
+            (
+                "health: {check: {fall: 0}}",
+                "backends[0].health.check.fall",
+                "at least 1",
+            ),
+            (
+                "health: {passive: {ejection_time: 10s, max_ejection_time: 1s}}",
+                "backends[0].health.passive.max_ejection_time",
+                "ejection_time",
+            ),
+            (
+                "retries: {budget: {ratio: 2}}",
+                "backends[0].retries.budget.ratio",
+                "between 0 and 1",
+            ),
+            (
+                "source_addresses: [not-an-ip]",
+                "backends[0].source_addresses[0]",
+                "IP",
+            ),
+            ("timeouts: {queue: 0s}", "backends[0].timeouts.queue", ""),
+        ];
+        for (extra, field, why) in cases {
+            let e = reject(&format!(
+                "backends: [{{name: a, servers: ['x:443'], {extra}}}]"
+            ));
+            assert_eq!(e.field, field, "{extra}: {e}");
+            assert!(e.reason.contains(why), "{extra}: {e}");
+        }
+        let e = reject("resolver: {nameservers: []}");
+        assert_eq!(e.field, "resolver.nameservers");
+    }
+
+    #[test]
     fn server_with_scheme_is_rejected() {
         let e = reject("backends: [{name: a, servers: ['https://x']}]");
         assert_eq!(e.field, "backends[0].servers[0]");
