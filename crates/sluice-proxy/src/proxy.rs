@@ -197,7 +197,10 @@ impl Proxy {
                 backend.metrics.reused.inc();
             }
             let mut up = Upstream::new(conn, self.pools.h1.clone(), slot);
-            let replay = replayable.then(|| clone_head(&req));
+            // A copy to replay: needed after a stale pooled connection or a refused
+            // h2 stream, never for a fresh HTTP/1.1 connection (saves the header copy).
+            let h2 = matches!(up.conn_mut(), Some(Conn::H2(_)));
+            let replay = (replayable && (reused || h2)).then(|| clone_head(&req));
             let timeout = settings.response_timeout;
             let sent = match up.conn_mut() {
                 Some(Conn::H1(p)) => {
