@@ -57,6 +57,8 @@ backends:
 
     origin.set_healthy(false);
     wait_for_metric(&sluice, &healthy, |v| v == 0.0).await;
+    // The pooled connection to the down server is closed, not kept for later.
+    origin.wait_until(|s| s.closed == s.accepted).await;
     let requests = origin.requests();
     let r = get(egress, "api.test", "/").await;
     assert_eq!(r.status, 503);
@@ -73,4 +75,51 @@ backends:
     sluice
         .wait_for_stderr(|l| l.contains("health check passed; server is up"))
         .await;
+}
+
+#[tokio::test]
+async fn consecutive_5xx_eject_the_server_when_on_5xx_is_set() {
+    let origin = Origin::start().await;
+    let yaml = format!(
+        r#"
+log: {{format: json}}
+admin: {{bind: "127.0.0.1:0"}}
+listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+routes: [{{host: "*", backend: app}}]
+backends:
+  - name: app
+    servers: ["{}"]
+    health: {{passive: {{consecutive_failures: 3, on_5xx: true, ejection_time: 30s}}}}
+"#,
+        origin.server_spec()
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    // A success in between resets the count: 2 failures, 1 success, 2 failures.
+    for path in [
+        "/status/500",
+        "/status/502",
+        "/",
+        "/status/500",
+        "/status/503",
+    ] {
+        let r = get(egress, "api.test", path).await;
+        assert!(
+            r.header("sluice-error").is_none(),
+            "{path}: the origin answered"
+        );
+    }
+    let ejections = format!(
+        r#"sluice_server_ejections_total{{backend="app",server="{}"}}"#,
+        origin.addr()
+    );
+    assert_eq!(sluice.metric(&ejections).await.unwrap_or(0.0), 0.0);
+    // The third 5xx in a row ejects it; with no other server, sluice answers itself.
+    assert_eq!(get(egress, "api.test", "/status/500").await.status, 500);
+    assert_eq!(sluice.metric(&ejections).await, Some(1.0));
+    let requests = origin.requests();
+    let r = get(egress, "api.test", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("sluice-error"), Some("no_healthy_server"));
+    assert_eq!(origin.requests(), requests);
 }

@@ -182,3 +182,27 @@ async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves(
     assert_eq!(origin.requests(), 3);
     assert_eq!(b.get("api.test", "/").await.status, 200);
 }
+
+/// Running out of local ports shows as EADDRNOTAVAIL: in the `sluice-error` cause and
+/// in the errno metric. Reproduced without exhausting anything: binding to a source
+/// address the host does not have fails with the same errno, locally, before any
+/// packet is sent.
+#[tokio::test]
+async fn eaddrnotavail_is_visible_in_the_answer_and_the_errno_metric() {
+    let origin = Origin::start().await;
+    let yaml = config(
+        &origin,
+        "    source_addresses: [192.0.2.1]\n    retries: {attempts: 0}",
+        "",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let r = get(sluice.listener_addr("egress"), "api.test", "/").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("sluice-error"), Some("connect_addr_not_available"));
+    assert!(r.text().contains("from 192.0.2.1"), "{}", r.text());
+    let errno = sluice
+        .metric(r#"sluice_upstream_connect_errors_total{backend="app",errno="EADDRNOTAVAIL"}"#)
+        .await;
+    assert_eq!(errno, Some(1.0));
+    assert_eq!(origin.accepted(), 0);
+}
