@@ -193,6 +193,24 @@ impl Sluice {
         })
     }
 
+    /// Polls `/metrics` until `series` satisfies `condition` (an absent series reads
+    /// as NaN); panics with the last value after [`crate::DEFAULT_WAIT`].
+    pub async fn wait_for_metric(&self, series: &str, condition: impl Fn(f64) -> bool) {
+        let deadline = tokio::time::Instant::now() + crate::DEFAULT_WAIT;
+        loop {
+            let value = self.metric(series).await.unwrap_or(f64::NAN);
+            if condition(value) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{series} is still {value} after {:?}",
+                crate::DEFAULT_WAIT
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The admin listener's TCP address.
     pub fn admin_addr(&self) -> SocketAddr {
         let spec = self

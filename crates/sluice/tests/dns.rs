@@ -6,8 +6,6 @@
 
 use sluice_testkit::{get, Origin, Sluice, TestDns};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-use tokio::time::Instant;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -43,18 +41,6 @@ async fn two_origins() -> (Origin, Origin) {
     (a, b)
 }
 
-async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = sluice.metric(series).await.unwrap_or(f64::NAN);
-        if condition(value) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is still {value}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_is_a_server_and_a_changed_answer_moves_traffic_without_errors() {
     let (a, b) = two_origins().await;
@@ -63,10 +49,9 @@ async fn every_record_is_a_server_and_a_changed_answer_moves_traffic_without_err
     let yaml = config(&dns, a.addr().port(), "min_ttl: 1s, max_ttl: 1s");
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
-    wait_for_metric(&sluice, r#"sluice_backend_servers{backend="app"}"#, |v| {
-        v == 2.0
-    })
-    .await;
+    sluice
+        .wait_for_metric(r#"sluice_backend_servers{backend="app"}"#, |v| v == 2.0)
+        .await;
     for _ in 0..20 {
         assert_eq!(get(egress, "app.test", "/").await.status, 200);
     }
@@ -83,10 +68,9 @@ async fn every_record_is_a_server_and_a_changed_answer_moves_traffic_without_err
         }
         failures
     });
-    wait_for_metric(&sluice, r#"sluice_backend_servers{backend="app"}"#, |v| {
-        v == 1.0
-    })
-    .await;
+    sluice
+        .wait_for_metric(r#"sluice_backend_servers{backend="app"}"#, |v| v == 1.0)
+        .await;
     let a_before = a.requests();
     for _ in 0..20 {
         assert_eq!(get(egress, "app.test", "/").await.status, 200);
@@ -120,12 +104,9 @@ async fn a_failing_resolver_keeps_the_last_good_addresses() {
     assert_eq!(get(egress, "app.test", "/").await.status, 200);
 
     dns.set_failing(true);
-    wait_for_metric(
-        &sluice,
-        r#"sluice_dns_failures_total{backend="app"}"#,
-        |v| v >= 2.0,
-    )
-    .await;
+    sluice
+        .wait_for_metric(r#"sluice_dns_failures_total{backend="app"}"#, |v| v >= 2.0)
+        .await;
     for _ in 0..10 {
         assert_eq!(get(egress, "app.test", "/").await.status, 200);
     }

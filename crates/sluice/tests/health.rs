@@ -5,22 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sluice_testkit::{get, Certs, Origin, Sluice};
-use std::time::Duration;
-use tokio::time::Instant;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
-
-async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = sluice.metric(series).await.unwrap_or(f64::NAN);
-        if condition(value) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is still {value}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_server_failing_its_tls_checks_goes_down_and_comes_back() {
@@ -48,7 +34,7 @@ backends:
     let passes =
         format!(r#"sluice_health_checks_total{{backend="app",server="{server}",result="pass"}}"#);
 
-    wait_for_metric(&sluice, &passes, |v| v >= 1.0).await;
+    sluice.wait_for_metric(&passes, |v| v >= 1.0).await;
     assert_eq!(get(egress, "api.test", "/").await.status, 200);
     assert!(
         origin.health_checks() >= 1,
@@ -56,7 +42,7 @@ backends:
     );
 
     origin.set_healthy(false);
-    wait_for_metric(&sluice, &healthy, |v| v == 0.0).await;
+    sluice.wait_for_metric(&healthy, |v| v == 0.0).await;
     // The pooled connection to the down server is closed, not kept for later.
     origin.wait_until(|s| s.closed == s.accepted).await;
     let requests = origin.requests();
@@ -70,7 +56,7 @@ backends:
     );
 
     origin.set_healthy(true);
-    wait_for_metric(&sluice, &healthy, |v| v == 1.0).await;
+    sluice.wait_for_metric(&healthy, |v| v == 1.0).await;
     assert_eq!(get(egress, "api.test", "/").await.status, 200);
     sluice
         .wait_for_stderr(|l| l.contains("health check passed; server is up"))

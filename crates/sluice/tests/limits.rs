@@ -30,18 +30,6 @@ backends:
     )
 }
 
-async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = sluice.metric(series).await.unwrap_or(f64::NAN);
-        if condition(value) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is still {value}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_origin_never_sees_more_than_maxconn_under_50_concurrent_clients() {
     let origin = Origin::start().await;
@@ -84,12 +72,9 @@ async fn the_origin_never_sees_more_than_maxconn_under_50_concurrent_clients() {
         .await
         .unwrap();
     assert!(queued > 0.0, "requests must have waited in the queue");
-    wait_for_metric(
-        &sluice,
-        r#"sluice_backend_queue_depth{backend="app"}"#,
-        |v| v == 0.0,
-    )
-    .await;
+    sluice
+        .wait_for_metric(r#"sluice_backend_queue_depth{backend="app"}"#, |v| v == 0.0)
+        .await;
 }
 
 #[tokio::test]
@@ -137,12 +122,9 @@ async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_stil
     let first = tokio::spawn(async move { get(egress, "api.test", "/delay/1500").await });
     origin.wait_until(|s| s.in_flight == 1).await;
     let second = tokio::spawn(async move { get(egress, "api.test", "/").await });
-    wait_for_metric(
-        &sluice,
-        r#"sluice_backend_queue_depth{backend="app"}"#,
-        |v| v == 1.0,
-    )
-    .await;
+    sluice
+        .wait_for_metric(r#"sluice_backend_queue_depth{backend="app"}"#, |v| v == 1.0)
+        .await;
 
     let third = get(egress, "api.test", "/").await;
     assert_eq!(third.status, 503);
@@ -172,7 +154,9 @@ async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves(
 
     // The third client connects (the kernel's backlog holds it) but is not served...
     let third = tokio::spawn(async move { get(egress, "api.test", "/").await });
-    wait_for_metric(&sluice, "sluice_client_accept_paused_total", |v| v >= 1.0).await;
+    sluice
+        .wait_for_metric("sluice_client_accept_paused_total", |v| v >= 1.0)
+        .await;
     assert!(!third.is_finished());
     assert_eq!(origin.requests(), 2);
 

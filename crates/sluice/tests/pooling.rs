@@ -17,13 +17,9 @@ use std::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    time::Instant,
 };
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
-
-/// How long a condition polled through `/metrics` may take to come true.
-const METRIC_WAIT: Duration = Duration::from_secs(10);
 
 /// A sluice config with an admin listener, one `egress` listener and the given backends
 /// (YAML list items, already indented by four spaces) routed by host.
@@ -62,22 +58,6 @@ async fn metric(sluice: &Sluice, series: &str) -> f64 {
             "no series {series} on /metrics:\n{}",
             sluice.metrics().await
         ),
-    }
-}
-
-/// Polls `/metrics` until `series` satisfies `condition`, at most [`METRIC_WAIT`].
-async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + METRIC_WAIT;
-    loop {
-        let value = metric(sluice, series).await;
-        if condition(value) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} is still {value} after {METRIC_WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -311,9 +291,9 @@ async fn idle_connections_are_closed_after_idle_timeout() {
 
     assert_eq!(get(egress, "api.test", "/").await.status, 200);
     assert_eq!(origin.accepted(), 1);
-    wait_for_metric(&sluice, idle, |v| v == 1.0).await;
+    sluice.wait_for_metric(idle, |v| v == 1.0).await;
 
-    wait_for_metric(&sluice, idle, |v| v == 0.0).await;
+    sluice.wait_for_metric(idle, |v| v == 0.0).await;
     origin.wait_until(|s| s.closed == 1).await;
 
     let response = get(egress, "api.test", "/").await;

@@ -81,20 +81,6 @@ impl DeadServer {
     }
 }
 
-/// Polls `/metrics` until `series` satisfies `condition` (absent = NaN); panics with the
-/// last value after [`DEADLINE`].
-async fn wait_for_metric(sluice: &Sluice, series: &str, condition: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let value = scrape(sluice, series).await.unwrap_or(f64::NAN);
-        if condition(value) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{series} is still {value}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Polls `condition` until it holds; panics with `what` after [`DEADLINE`].
 async fn wait_for(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + DEADLINE;
@@ -349,7 +335,7 @@ async fn consecutive_connect_failures_eject_a_server_until_its_ejection_time_run
     );
 
     // The ejection runs out: the server is available again...
-    wait_for_metric(&sluice, &healthy(&dead), |v| v == 1.0).await;
+    sluice.wait_for_metric(&healthy(&dead), |v| v == 1.0).await;
 
     // ...gets tried, fails twice more, and is ejected again for twice as long.
     let mut sent = 0;
@@ -377,7 +363,9 @@ async fn when_active_checks_fail_on_every_server_sluice_answers_503_no_healthy_s
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
 
-    wait_for_metric(&sluice, &healthy(&server), |v| v == 0.0).await;
+    sluice
+        .wait_for_metric(&healthy(&server), |v| v == 0.0)
+        .await;
     assert!(metric(&sluice, &checks(&server, "fail")).await >= 1.0);
     assert_eq!(metric(&sluice, &checks(&server, "pass")).await, 0.0);
 
@@ -410,7 +398,9 @@ async fn a_server_that_passes_its_active_checks_stays_healthy_and_serves() {
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
 
-    wait_for_metric(&sluice, &checks(&server, "pass"), |v| v >= 2.0).await;
+    sluice
+        .wait_for_metric(&checks(&server, "pass"), |v| v >= 2.0)
+        .await;
     assert_eq!(metric(&sluice, &checks(&server, "fail")).await, 0.0);
     assert_eq!(scrape(&sluice, &healthy(&server)).await, Some(1.0));
     let r = get(egress, "api.test", "/").await;
@@ -426,12 +416,11 @@ async fn min_idle_per_server_opens_warm_connections_before_any_request() {
     let egress = sluice.listener_addr("egress");
 
     origin.wait_until(|s| s.accepted >= 3).await;
-    wait_for_metric(
-        &sluice,
-        r#"sluice_upstream_idle_connections{backend="app"}"#,
-        |v| v == 3.0,
-    )
-    .await;
+    sluice
+        .wait_for_metric(r#"sluice_upstream_idle_connections{backend="app"}"#, |v| {
+            v == 3.0
+        })
+        .await;
     assert_eq!(origin.requests(), 0, "warm connections carry no request");
     let opened = r#"sluice_upstream_connections_opened_total{backend="app"}"#;
     assert_eq!(metric(&sluice, opened).await, 3.0);
