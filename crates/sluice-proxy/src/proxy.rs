@@ -1,6 +1,7 @@
-//! One request through the proxy: route it, rewrite its head, send it over a pooled
-//! connection (retrying once on a fresh one if the pooled one turns out closed), and
-//! stream the response back.
+//! One request through the proxy: route it, rewrite its head, take a slot on a server
+//! (balancing, limits, queue), send it over a pooled HTTP/1.1 connection or an HTTP/2
+//! stream (retrying as `Proxy::forward` documents), feed passive health, and stream the
+//! response back.
 
 use crate::access::{Completion, LogFields};
 use crate::backend::{now_ms, Backend, Server};
