@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, end-to-end tests through the real binary (real
 # sockets, real TLS, in-process origins), and `sluice check` on every example config.
-# Needs only the Rust toolchain; nothing else is installed.
+# Needs the Rust toolchain and `ss` (iproute2, present on any Linux); nothing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked -p sluice

@@ -126,3 +126,35 @@ async fn auto_uses_h2_when_the_server_offers_it_and_http1_when_not() {
         assert_eq!(origin.accepted(), 1, "{version}: one pooled connection");
     }
 }
+
+/// Requests in flight when the server says GOAWAY and that it did not process
+/// (stream ids above its last one) are re-sent on a new connection: no client sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_refused_by_goaway_under_concurrency_are_retried() {
+    let origin = Origin::builder().http2().goaway_after(5).start().await;
+    let yaml = config(&origin, None, "    protocol: http2");
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    for round in 0..5 {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(async move { get(egress, "api.test", "/delay/20").await }))
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(r.status, 200, "round {round}: {}", r.text());
+        }
+    }
+    assert!(
+        origin.accepted() >= 5,
+        "each round's connection said GOAWAY: {} connections",
+        origin.accepted()
+    );
+    let retries = sluice
+        .metric(r#"sluice_upstream_retries_total{backend="app"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        retries >= 1.0,
+        "some streams were refused and re-sent: {retries}"
+    );
+}
