@@ -123,17 +123,19 @@ pub async fn acquire(
     let lim = &backend.limiter;
     let servers = backend.servers();
     let up = |s: &Server| s.available();
-    if !servers.iter().any(|s| up(s)) {
-        return Err(no_server(backend, &servers));
-    }
     let other = |s: &Server| up(s) && avoid.is_none_or(|a| !std::ptr::eq(a.as_ref(), s));
     if !lim.limited {
+        // The common case: one pass, and the error only when nothing was picked.
         let picked = backend
             .pick(&servers, other, hash)
-            .or_else(|| backend.pick(&servers, up, hash));
+            .or_else(|| avoid.and_then(|_| backend.pick(&servers, up, hash)));
         return picked
             .map(|s| arm(backend, s))
             .ok_or_else(|| no_server(backend, &servers));
+    }
+    // With limits, "none available" (answer now) differs from "all busy" (queue).
+    if !servers.iter().any(|s| up(s)) {
+        return Err(no_server(backend, &servers));
     }
     let rx = {
         let mut st = lim.state.lock();

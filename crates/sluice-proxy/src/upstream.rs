@@ -210,7 +210,8 @@ impl Pools {
 fn wants_h2(backend: &Backend, server: &Server) -> bool {
     match backend.settings.protocol {
         Protocol::Http1 => false,
-        Protocol::Http2 => true,
+        // A TLS server that did not take ALPN `h2` gets HTTP/1.1 from then on.
+        Protocol::Http2 => server.proto.load(Ordering::Relaxed) != PROTO_H1,
         Protocol::Auto => backend.settings.tls && server.proto.load(Ordering::Relaxed) != PROTO_H1,
     }
 }
@@ -234,21 +235,7 @@ pub async fn acquire(
         if let Some(s) = pools.h2.checkout(backend, server) {
             return Ok((Conn::H2(s), true));
         }
-        let stream = open(metrics, backend, server).await?;
-        let h2 = !backend.settings.tls || stream.alpn() == Some(b"h2");
-        if h2 {
-            server.proto.store(PROTO_H2, Ordering::Relaxed);
-            let conn = handshake_h2(backend, server, stream).await?;
-            pools.h2.insert(&server.key, conn);
-            return pools
-                .h2
-                .checkout(backend, server)
-                .map(|s| (Conn::H2(s), false))
-                .ok_or_else(|| h2_closed(server));
-        }
-        server.proto.store(PROTO_H1, Ordering::Relaxed);
-        let h1 = handshake_h1(backend, server, stream).await?;
-        return Ok((Conn::H1(h1), false));
+        return new_conn(pools, metrics, backend, server).await;
     }
     if !fresh {
         while let Some(mut pooled) = pools.h1.checkout(&server.key) {
@@ -267,19 +254,53 @@ pub async fn acquire(
             }
         }
     }
-    let stream = open(metrics, backend, server).await?;
-    if backend.settings.protocol == Protocol::Auto && stream.alpn() == Some(b"h2") {
-        // Only reachable in a race with the first auto-negotiation; still use it.
-        let conn = handshake_h2(backend, server, stream).await?;
-        pools.h2.insert(&server.key, conn);
-        return pools
+    // (Under `auto`, a race with the first negotiation can still bring h2 here.)
+    new_conn(pools, metrics, backend, server).await
+}
+
+/// Opens a connection and speaks what was negotiated: an HTTP/2 one joins the h2
+/// pool and yields a stream on it; an HTTP/1.1 one is returned for this request.
+async fn new_conn(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Backend,
+    server: &Server,
+) -> Result<(Conn, bool), ProxyError> {
+    match open_registered(pools, metrics, backend, server).await? {
+        Some(h1) => Ok((Conn::H1(h1), false)),
+        None => pools
             .h2
             .checkout(backend, server)
             .map(|s| (Conn::H2(s), false))
-            .ok_or_else(|| h2_closed(server));
+            .ok_or_else(|| h2_closed(server)),
     }
-    let h1 = handshake_h1(backend, server, stream).await?;
-    Ok((Conn::H1(h1), false))
+}
+
+/// Connects and handshakes. HTTP/2 (ALPN `h2` over TLS, or `protocol: http2` on plain
+/// TCP) goes into the h2 pool and gives `None`; HTTP/1.1 gives the new connection.
+/// Records what the server speaks, for `auto`.
+async fn open_registered(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Backend,
+    server: &Server,
+) -> Result<Option<Pooled<H1>>, ProxyError> {
+    let (stream, guard) = open(metrics, backend, server).await?;
+    let h2 = if backend.settings.tls {
+        stream.alpn() == Some(b"h2")
+    } else {
+        backend.settings.protocol == Protocol::Http2
+    };
+    if h2 {
+        server.proto.store(PROTO_H2, Ordering::Relaxed);
+        let conn = handshake_h2(backend, server, stream, guard).await?;
+        pools.h2.insert(&server.key, conn);
+        return Ok(None);
+    }
+    if backend.settings.protocol != Protocol::Http1 {
+        server.proto.store(PROTO_H1, Ordering::Relaxed);
+    }
+    handshake_h1(backend, server, stream, guard).await.map(Some)
 }
 
 fn h2_closed(server: &Server) -> ProxyError {
@@ -301,26 +322,18 @@ pub async fn warm(
     backend: &Backend,
     server: &Server,
 ) -> Result<(), ProxyError> {
-    if wants_h2(backend, server) {
-        let _gate = server.h2_gate.lock().await;
+    let _gate = if wants_h2(backend, server) {
+        let gate = server.h2_gate.lock().await;
         if pools.h2.count(&server.key) > 0 {
             return Ok(());
         }
-        let stream = open(metrics, backend, server).await?;
-        if !backend.settings.tls || stream.alpn() == Some(b"h2") {
-            server.proto.store(PROTO_H2, Ordering::Relaxed);
-            let conn = handshake_h2(backend, server, stream).await?;
-            pools.h2.insert(&server.key, conn);
-            return Ok(());
-        }
-        server.proto.store(PROTO_H1, Ordering::Relaxed);
-        let h1 = handshake_h1(backend, server, stream).await?;
+        Some(gate)
+    } else {
+        None
+    };
+    if let Some(h1) = open_registered(pools, metrics, backend, server).await? {
         pools.h1.checkin(h1);
-        return Ok(());
     }
-    let stream = open(metrics, backend, server).await?;
-    let h1 = handshake_h1(backend, server, stream).await?;
-    pools.h1.checkin(h1);
     Ok(())
 }
 
@@ -381,20 +394,11 @@ async fn open(
     }
 }
 
-trait Alpn {
-    fn alpn(&self) -> Option<&[u8]>;
-}
-
-impl Alpn for (UpstreamStream, GaugeGuard) {
-    fn alpn(&self) -> Option<&[u8]> {
-        self.0.alpn()
-    }
-}
-
 async fn handshake_h1(
     backend: &Backend,
     server: &Server,
-    (stream, guard): (UpstreamStream, GaugeGuard),
+    stream: UpstreamStream,
+    guard: GaugeGuard,
 ) -> Result<Pooled<H1>, ProxyError> {
     let (tx, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
@@ -419,7 +423,8 @@ async fn handshake_h1(
 async fn handshake_h2(
     backend: &Backend,
     server: &Server,
-    (stream, guard): (UpstreamStream, GaugeGuard),
+    stream: UpstreamStream,
+    guard: GaugeGuard,
 ) -> Result<Arc<H2Conn>, ProxyError> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
