@@ -72,3 +72,28 @@ pub use {bytes, http, http_body_util, serde_json, tempfile};
 pub fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("create temp dir")
 }
+
+/// The usual test config: JSON logs (which [`Sluice::start`] needs), an admin listener
+/// and an `egress` listener on `127.0.0.1:0`, every host routed to one backend `app`
+/// on `servers`. `backend` is appended to the backend (lines indented by four spaces,
+/// e.g. `"    limits: {maxconn_per_server: 4}"`); top-level settings can go before it
+/// (`format!("limits: {{...}}\n{}", app_config(..))`).
+pub fn app_config(servers: &[String], backend: &str) -> String {
+    let servers = servers
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+log: {{format: json}}
+admin: {{bind: "127.0.0.1:0"}}
+listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+routes: [{{host: "*", backend: app}}]
+backends:
+  - name: app
+    servers: [{servers}]
+{backend}
+"#
+    )
+}

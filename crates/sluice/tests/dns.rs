@@ -4,25 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{get, Origin, Sluice, TestDns};
+use sluice_testkit::{app_config, get, Origin, Sluice, TestDns};
 use std::net::{IpAddr, SocketAddr};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn config(dns: &TestDns, port: u16, dns_opts: &str) -> String {
     format!(
-        r#"
-log: {{format: json}}
-admin: {{bind: "127.0.0.1:0"}}
-resolver: {{nameservers: ["{}"], timeout: 500ms, attempts: 1}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: ["app.test:{port}"]
-    dns: {{{dns_opts}}}
-"#,
-        dns.addr()
+        "resolver: {{nameservers: [\"{}\"], timeout: 500ms, attempts: 1}}\n{}",
+        dns.addr(),
+        app_config(
+            &[format!("app.test:{port}")],
+            &format!("    dns: {{{dns_opts}}}")
+        )
     )
 }
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{get, Certs, Origin, Sluice};
+use sluice_testkit::{app_config, get, Certs, Origin, Sluice};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -12,20 +12,12 @@ const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 async fn a_server_failing_its_tls_checks_goes_down_and_comes_back() {
     let certs = Certs::new(&["origin.test"]);
     let origin = Origin::builder().tls(&certs).start().await;
-    let yaml = format!(
-        r#"
-log: {{format: json}}
-admin: {{bind: "127.0.0.1:0"}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: ["{}"]
-    tls: {{sni: origin.test, ca_file: "{}"}}
-    health: {{check: {{path: /health, interval: 100ms, timeout: 1s, rise: 2, fall: 2}}}}
-"#,
-        origin.server_spec(),
-        certs.ca_file().display()
+    let yaml = app_config(
+        &[origin.server_spec()],
+        &format!(
+            "    tls: {{sni: origin.test, ca_file: \"{}\"}}\n    health: {{check: {{path: /health, interval: 100ms, timeout: 1s, rise: 2, fall: 2}}}}",
+            certs.ca_file().display()
+        ),
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
@@ -66,18 +58,9 @@ backends:
 #[tokio::test]
 async fn consecutive_5xx_eject_the_server_when_on_5xx_is_set() {
     let origin = Origin::start().await;
-    let yaml = format!(
-        r#"
-log: {{format: json}}
-admin: {{bind: "127.0.0.1:0"}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: ["{}"]
-    health: {{passive: {{consecutive_failures: 3, on_5xx: true, ejection_time: 30s}}}}
-"#,
-        origin.server_spec()
+    let yaml = app_config(
+        &[origin.server_spec()],
+        "    health: {passive: {consecutive_failures: 3, on_5xx: true, ejection_time: 30s}}",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{get, Certs, Origin, Sluice};
+use sluice_testkit::{app_config, get, Certs, Origin, Sluice};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -12,19 +12,7 @@ fn config(origin: &Origin, certs: Option<&Certs>, backend_extra: &str) -> String
     let tls = certs
         .map(|c| format!("    tls: {{ca_file: \"{}\"}}\n", c.ca_file().display()))
         .unwrap_or_default();
-    format!(
-        r#"
-log: {{format: json}}
-admin: {{bind: "127.0.0.1:0"}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: ["{}"]
-{tls}{backend_extra}
-"#,
-        origin.server_spec()
-    )
+    app_config(&[origin.server_spec()], &format!("{tls}{backend_extra}"))
 }
 
 /// 100 concurrent client requests (each on its own client connection) reach an h2

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{get, Conn, Origin, Sluice};
+use sluice_testkit::{app_config, get, Conn, Origin, Sluice};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -15,18 +15,8 @@ const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 /// (already indented by four spaces) and extra top-level YAML.
 fn config(origin: &Origin, backend_extra: &str, top: &str) -> String {
     format!(
-        r#"
-log: {{format: json}}
-admin: {{bind: "127.0.0.1:0"}}
-{top}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: ["{}"]
-{backend_extra}
-"#,
-        origin.server_spec()
+        "{top}\n{}",
+        app_config(&[origin.server_spec()], backend_extra)
     )
 }
 

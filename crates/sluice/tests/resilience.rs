@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use http::{HeaderName, Method};
-use sluice_testkit::{get, request, send, Origin, Response, Sluice};
+use sluice_testkit::{app_config, get, request, send, Origin, Response, Sluice};
 use std::{
     collections::BTreeSet,
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -24,29 +24,6 @@ const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
 /// How long a polled condition may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A config with an admin listener, one `egress` listener and one backend `app` (every
-/// host routes to it) on `servers`, with extra backend lines (already indented by four
-/// spaces).
-fn config(servers: &[String], backend_extra: &str) -> String {
-    let servers = servers
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"
-log: {{format: json}}
-admin: {{bind: "127.0.0.1:0"}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: [{servers}]
-{backend_extra}
-"#
-    )
-}
 
 /// The `servers` entries of these origins.
 fn specs(origins: &[&Origin]) -> Vec<String> {
@@ -176,7 +153,7 @@ async fn landed_on<F: std::future::Future<Output = u16>>(origins: &[&Origin], se
 #[tokio::test]
 async fn upstream_connections_are_bound_to_each_source_address_in_turn() {
     let origin = Origin::start().await;
-    let yaml = config(
+    let yaml = app_config(
         &specs(&[&origin]),
         "    source_addresses: [127.0.0.2, 127.0.0.3]\n    pool: {max_idle_per_server: 0}",
     );
@@ -226,7 +203,7 @@ async fn upstream_connections_are_bound_to_each_source_address_in_turn() {
 async fn a_refused_connect_is_redispatched_to_the_live_server() {
     let origin = Origin::start().await;
     let dead = DeadServer::new();
-    let yaml = config(
+    let yaml = app_config(
         &[dead.spec(), origin.server_spec()],
         "    balance: round_robin",
     );
@@ -257,7 +234,7 @@ async fn a_refused_connect_is_redispatched_to_the_live_server() {
 #[tokio::test]
 async fn the_retry_budget_stops_a_retry_storm_against_dead_servers() {
     let (dead_a, dead_b) = (DeadServer::new(), DeadServer::new());
-    let yaml = config(
+    let yaml = app_config(
         &[dead_a.spec(), dead_b.spec()],
         "    retries: {attempts: 1, budget: {ratio: 0.1, min_per_second: 0}}",
     );
@@ -302,7 +279,7 @@ async fn consecutive_connect_failures_eject_a_server_until_its_ejection_time_run
     let origin = Origin::start().await;
     let dead_server = DeadServer::new();
     let dead = dead_server.spec();
-    let yaml = config(
+    let yaml = app_config(
         &[dead.clone(), origin.server_spec()],
         "    balance: round_robin\n    retries: {attempts: 1}\n    \
          health: {passive: {consecutive_failures: 2, ejection_time: 1s}}",
@@ -356,7 +333,7 @@ async fn consecutive_connect_failures_eject_a_server_until_its_ejection_time_run
 async fn when_active_checks_fail_on_every_server_sluice_answers_503_no_healthy_server() {
     let origin = Origin::start().await;
     let server = origin.server_spec();
-    let yaml = config(
+    let yaml = app_config(
         &specs(&[&origin]),
         "    health: {check: {path: /status/503, interval: 100ms, fall: 1}}",
     );
@@ -391,7 +368,7 @@ async fn when_active_checks_fail_on_every_server_sluice_answers_503_no_healthy_s
 async fn a_server_that_passes_its_active_checks_stays_healthy_and_serves() {
     let origin = Origin::start().await;
     let server = origin.server_spec();
-    let yaml = config(
+    let yaml = app_config(
         &specs(&[&origin]),
         "    health: {check: {path: /status/200, interval: 100ms, fall: 1}}",
     );
@@ -411,7 +388,7 @@ async fn a_server_that_passes_its_active_checks_stays_healthy_and_serves() {
 #[tokio::test]
 async fn min_idle_per_server_opens_warm_connections_before_any_request() {
     let origin = Origin::start().await;
-    let yaml = config(&specs(&[&origin]), "    pool: {min_idle_per_server: 3}");
+    let yaml = app_config(&specs(&[&origin]), "    pool: {min_idle_per_server: 3}");
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
 
@@ -453,7 +430,7 @@ async fn balance_hash_on_a_header_keeps_each_key_on_one_server() {
         Origin::start().await,
     );
     let origins = [&a, &b, &c];
-    let yaml = config(
+    let yaml = app_config(
         &specs(&origins),
         "    balance: hash\n    hash_on: \"header:X-User\"",
     );
@@ -499,7 +476,7 @@ async fn balance_hash_on_client_ip_keeps_each_client_on_one_server() {
         Origin::start().await,
     );
     let origins = [&a, &b, &c];
-    let yaml = config(
+    let yaml = app_config(
         &specs(&origins),
         "    balance: hash\n    hash_on: client_ip",
     );
@@ -540,7 +517,7 @@ async fn balance_hash_on_client_ip_keeps_each_client_on_one_server() {
 async fn balance_least_request_avoids_the_server_busy_with_a_slow_request() {
     let (a, b) = (Origin::start().await, Origin::start().await);
     let origins = [&a, &b];
-    let yaml = config(&specs(&origins), "    balance: least_request");
+    let yaml = app_config(&specs(&origins), "    balance: least_request");
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
 
@@ -575,7 +552,7 @@ async fn balance_least_request_avoids_the_server_busy_with_a_slow_request() {
 #[tokio::test]
 async fn balance_round_robin_alternates_between_servers() {
     let (a, b) = (Origin::start().await, Origin::start().await);
-    let yaml = config(&specs(&[&a, &b]), "    balance: round_robin");
+    let yaml = app_config(&specs(&[&a, &b]), "    balance: round_robin");
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{get, Origin, Sluice};
+use sluice_testkit::{app_config, get, Origin, Sluice};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -26,18 +26,7 @@ fn upstream_socket(origin: &Origin) -> String {
 
 async fn socket_with(tcp: &str) -> String {
     let origin = Origin::start().await;
-    let yaml = format!(
-        r#"
-log: {{format: json}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
-routes: [{{host: "*", backend: app}}]
-backends:
-  - name: app
-    servers: ["{}"]
-    tcp: {{{tcp}}}
-"#,
-        origin.server_spec()
-    );
+    let yaml = app_config(&[origin.server_spec()], &format!("    tcp: {{{tcp}}}"));
     let sluice = Sluice::start(SLUICE, &yaml).await;
     assert_eq!(
         get(sluice.listener_addr("egress"), "api.test", "/")
