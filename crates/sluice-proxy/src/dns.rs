@@ -135,9 +135,11 @@ fn apply(
         }
         Err(e) => {
             backend.metrics.dns_failures.inc();
-            tracing::warn!(backend = %backend.name.as_str(), host, error = %e, "DNS lookup failed; keeping the last good addresses");
             if backend.servers().is_empty() {
+                tracing::warn!(backend = %backend.name.as_str(), host, error = %e, "DNS lookup failed; no address yet (requests get 502 dns_failed)");
                 *backend.dns_error.lock() = Some(e);
+            } else {
+                tracing::warn!(backend = %backend.name.as_str(), host, error = %e, "DNS lookup failed; keeping the last good addresses");
             }
             dns.retry_interval.get()
         }
