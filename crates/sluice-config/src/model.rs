@@ -126,10 +126,24 @@ pub struct Listener {
     /// Listen backlog (pending connections the kernel queues before accept).
     #[serde(default = "default_backlog")]
     pub backlog: u32,
-    /// How long a client connection may sit without sending a complete request head:
-    /// both the idle time between keep-alive requests and a slow first request.
+    /// How long an idle keep-alive connection (no request started) stays open; then it
+    /// is closed without a response.
     #[serde(default = "default_client_keepalive")]
     pub keepalive_timeout: HumanDuration,
+    /// A request head must be complete within this, counted from the accept for the
+    /// first request and from its first byte for later ones; else 408.
+    #[serde(default = "default_request_header_timeout")]
+    pub request_header_timeout: HumanDuration,
+    /// The longest pause while a request body arrives (reset by every chunk); else 408
+    /// (or the connection is closed, if the response has started).
+    #[serde(default = "default_request_body_idle_timeout")]
+    pub request_body_idle_timeout: HumanDuration,
+    /// `false` (default): a client that shuts down its sending side (FIN) while its
+    /// request is in flight is taken as gone and the request is cancelled, like NGINX
+    /// and Envoy do. `true`: it still gets its answer (`nc -N`, some HTTP/1.0 scripts);
+    /// a client that really left is then only noticed by the timeouts.
+    #[serde(default)]
+    pub half_close: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -493,6 +507,11 @@ pub struct Timeouts {
     /// Longest wait in the backend's queue for a free slot (see `limits`).
     #[serde(default = "default_queue")]
     pub queue: HumanDuration,
+    /// The longest pause in a response body from the origin (reset by every chunk, so
+    /// a long download that keeps moving is never cut); then the client connection is
+    /// aborted.
+    #[serde(default = "default_response_body_idle")]
+    pub response_body_idle: HumanDuration,
 }
 
 impl Default for Timeouts {
@@ -501,6 +520,7 @@ impl Default for Timeouts {
             connect: default_connect(),
             response: default_response(),
             queue: default_queue(),
+            response_body_idle: default_response_body_idle(),
         }
     }
 }
@@ -645,6 +665,15 @@ fn default_backlog() -> u32 {
     1024
 }
 fn default_client_keepalive() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_request_header_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_request_body_idle_timeout() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_response_body_idle() -> HumanDuration {
     HumanDuration::secs(60)
 }
 fn default_prefix() -> String {

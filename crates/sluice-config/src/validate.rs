@@ -38,6 +38,14 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
             return err(at("backlog"), "must be at least 1");
         }
         positive(&at("keepalive_timeout"), l.keepalive_timeout.get())?;
+        positive(
+            &at("request_header_timeout"),
+            l.request_header_timeout.get(),
+        )?;
+        positive(
+            &at("request_body_idle_timeout"),
+            l.request_body_idle_timeout.get(),
+        )?;
     }
     if let Some(admin) = &c.admin {
         if !is_any_port(&admin.bind) && binds.contains(&admin.bind) {
@@ -91,6 +99,10 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         positive(&at("timeouts.connect"), b.timeouts.connect.get())?;
         positive(&at("timeouts.response"), b.timeouts.response.get())?;
         positive(&at("timeouts.queue"), b.timeouts.queue.get())?;
+        positive(
+            &at("timeouts.response_body_idle"),
+            b.timeouts.response_body_idle.get(),
+        )?;
         match (&b.balance, &b.hash_on) {
             (crate::Balance::Hash, None) => {
                 return err(
