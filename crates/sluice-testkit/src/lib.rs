@@ -4,6 +4,8 @@
 //! * [`Origin`]: an in-process HTTP/1.1 or HTTP/2 origin (TCP, TLS or Unix socket) that
 //!   counts connections and requests and echoes what it received; it can be made
 //!   unhealthy, stopped and resumed on the same address, and bound to any loopback IP.
+//! * [`FaultOrigin`]: a raw-TCP origin that misbehaves on purpose (never answers, stalls
+//!   mid-body, resets, never reads) and counts how each connection ended.
 //! * [`TestDns`]: a DNS server (UDP and TCP) whose answers a test changes at runtime.
 //! * [`Sluice`]: the real binary as a child process, with its logs collected.
 //! * [`client`]: one-connection-per-call clients, raw sockets, streaming uploads and
@@ -47,6 +49,7 @@ pub mod body;
 mod certs;
 pub mod client;
 pub mod dns;
+pub mod fault;
 mod logs;
 pub mod origin;
 mod process;
@@ -61,6 +64,7 @@ pub use client::{
     Download, Response,
 };
 pub use dns::TestDns;
+pub use fault::{Fault, FaultOrigin, FaultStats};
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use wait::DEFAULT_WAIT;
