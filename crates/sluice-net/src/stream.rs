@@ -57,6 +57,17 @@ pub enum ClientStream {
 }
 delegate_io!(ClientStream { Tcp, Unix } shutdown: noop);
 
+impl ClientStream {
+    /// Makes the coming close send a TCP reset (SO_LINGER 0) instead of a FIN: the
+    /// peer sees the connection aborted, not ended, and unsent data is discarded.
+    /// Unix sockets have no reset; they just close.
+    pub fn reset_on_close(&self) {
+        if let Self::Tcp(s) = self {
+            linger_zero(s);
+        }
+    }
+}
+
 /// A connected upstream socket before (or without) TLS.
 #[derive(Debug)]
 pub enum PlainStream {
@@ -74,6 +85,18 @@ pub enum UpstreamStream {
 delegate_io!(UpstreamStream { Plain, Tls });
 
 impl UpstreamStream {
+    /// See [`ClientStream::reset_on_close`]: for abandoning an exchange mid-way, so the
+    /// kernel drops what is queued for the origin at once instead of holding it.
+    pub fn reset_on_close(&self) {
+        let plain = match self {
+            Self::Plain(p) => p,
+            Self::Tls(s) => s.get_ref().0,
+        };
+        if let PlainStream::Tcp(s) = plain {
+            linger_zero(s);
+        }
+    }
+
     /// The ALPN protocol the server selected, if TLS negotiated one.
     pub fn alpn(&self) -> Option<&[u8]> {
         match self {
@@ -81,4 +104,9 @@ impl UpstreamStream {
             Self::Tls(s) => s.get_ref().1.alpn_protocol(),
         }
     }
+}
+
+fn linger_zero(s: &TcpStream) {
+    // Best effort: if it fails the socket closes with a FIN, which is still a close.
+    let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
 }

@@ -1,10 +1,18 @@
-//! What happens when a response is finished: the request counter, the duration
-//! histogram and (if enabled) one access-log line on the `access` target.
+//! What happens when a request is over: the request counter, the duration histogram,
+//! the error counter of whoever caused a failure, one access-log line (if enabled) on
+//! the `access` target, and telling the client connection it is idle again.
+//!
+//! A request whose future is dropped before it finished (the client went away while
+//! sluice waited for a slot or the origin) is recorded too: status 499, cause
+//! `client_closed`, like NGINX.
 
-use crate::metrics::{Name, RequestLabels};
+use crate::cause::{Cause, Party, CLIENT_CLOSED};
+use crate::conn_state::ConnState;
+use crate::metrics::{CauseLabels, ClientErrorLabels, Name, RequestLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Fields known only when access logging is on (they cost allocations).
@@ -18,22 +26,80 @@ pub struct LogFields {
     pub reused: bool,
 }
 
+/// The counters a finished request may add to.
+#[derive(Clone)]
+pub struct Counters {
+    pub requests: Family<RequestLabels, Counter>,
+    pub client_errors: Family<ClientErrorLabels, Counter>,
+    pub upstream_errors: Family<CauseLabels, Counter>,
+}
+
 pub struct Completion {
     pub start: Instant,
-    pub requests: Family<RequestLabels, Counter>,
+    pub counters: Counters,
     pub labels: RequestLabels,
     pub duration: Option<Histogram>,
-    pub cause: Option<&'static str>,
+    pub cause: Option<Cause>,
     pub log: Option<LogFields>,
+    pub conn: Arc<ConnState>,
+    finished: bool,
 }
 
 impl Completion {
+    pub fn new(
+        counters: Counters,
+        labels: RequestLabels,
+        log: Option<LogFields>,
+        conn: Arc<ConnState>,
+    ) -> Self {
+        Self {
+            start: Instant::now(),
+            counters,
+            labels,
+            duration: None,
+            cause: None,
+            log,
+            conn,
+            finished: false,
+        }
+    }
+
     /// `bytes`: response body bytes forwarded; `complete`: the whole body went through.
-    pub fn complete(self, bytes: u64, complete: bool) {
+    pub fn complete(mut self, bytes: u64, complete: bool) {
+        self.finish(bytes, complete);
+    }
+
+    fn finish(&mut self, bytes: u64, complete: bool) {
+        self.finished = true;
+        if !complete && self.cause.is_none() {
+            // Nothing failed upstream, so the client stopped reading.
+            self.cause = Some(Cause::ClientClosed);
+        }
         let elapsed = Instant::now().saturating_duration_since(self.start);
-        self.requests.get_or_create(&self.labels).inc();
+        self.counters.requests.get_or_create(&self.labels).inc();
         if let Some(h) = &self.duration {
             h.observe(elapsed.as_secs_f64());
+        }
+        match self.cause {
+            Some(c) if c.party() == Party::Client => {
+                self.counters
+                    .client_errors
+                    .get_or_create(&ClientErrorLabels {
+                        listener: self.labels.listener.clone(),
+                        cause: c.as_str(),
+                    })
+                    .inc();
+            }
+            Some(c) => {
+                self.counters
+                    .upstream_errors
+                    .get_or_create(&CauseLabels {
+                        backend: self.labels.backend.clone(),
+                        cause: c.as_str(),
+                    })
+                    .inc();
+            }
+            None => {}
         }
         if let Some(f) = &self.log {
             tracing::info!(
@@ -49,11 +115,24 @@ impl Completion {
                 backend = %self.labels.backend.as_str(),
                 upstream = %f.upstream.as_ref().map_or("-", |n| n.as_str()),
                 reused = f.reused,
-                cause = %self.cause.unwrap_or("-"),
+                cause = %self.cause.map_or("-", Cause::as_str),
                 bytes_out = bytes,
                 complete,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
             );
+        }
+        self.conn.end_request();
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if !self.finished {
+            if self.labels.status == 0 {
+                self.labels.status = CLIENT_CLOSED;
+            }
+            self.cause.get_or_insert(Cause::ClientClosed);
+            self.finish(0, false);
         }
     }
 }

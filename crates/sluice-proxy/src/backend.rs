@@ -18,6 +18,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// An open in progress that several requests wait for; each gets its outcome.
+pub type SharedOpen = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, Result<(), crate::error::ProxyError>>,
+>;
+
 /// What a server was found to speak (for `protocol: auto`).
 pub const PROTO_UNKNOWN: u8 = 0;
 pub const PROTO_H1: u8 = 1;
@@ -41,8 +46,9 @@ pub struct Server {
     pub removed: AtomicBool,
     /// `PROTO_*`: what the server negotiated last (for `auto`).
     pub proto: AtomicU8,
-    /// Serialises opening HTTP/2 connections, so a burst shares the first one.
-    pub h2_gate: tokio::sync::Mutex<()>,
+    /// The HTTP/2 connection being opened, if any: every request that needs one waits
+    /// for this open instead of starting its own.
+    pub h2_opening: Mutex<Option<SharedOpen>>,
     /// A warm-pool top-up is running.
     pub warming: AtomicBool,
     /// Stable per-address value for rendezvous hashing.
@@ -178,7 +184,7 @@ impl ServerTemplate {
             health: HealthState::default(),
             removed: AtomicBool::new(false),
             proto: AtomicU8::new(PROTO_UNKNOWN),
-            h2_gate: tokio::sync::Mutex::new(()),
+            h2_opening: Mutex::new(None),
             warming: AtomicBool::new(false),
             metrics: ServerMetrics {
                 inflight: metrics.server_inflight.get_or_create(&labels).clone(),
@@ -194,6 +200,7 @@ impl ServerTemplate {
 pub struct Settings {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub response_body_idle: Duration,
     pub queue_timeout: Duration,
     pub policy: Policy,
     pub protocol: Protocol,

@@ -81,7 +81,7 @@ fn warm(proxy: &Arc<Proxy>, backend: &Arc<Backend>, server: &Arc<crate::backend:
         for _ in 0..need {
             let r = upstream::warm(proxy.pools(), proxy.metrics(), &backend, &server).await;
             if let Err(e) = r {
-                tracing::debug!(backend = %backend.name.as_str(), server = %server.label.as_str(), cause = e.cause, detail = %e.detail, "warm-up connection failed");
+                tracing::debug!(backend = %backend.name.as_str(), server = %server.label.as_str(), cause = e.cause.as_str(), detail = %e.detail, "warm-up connection failed");
                 break;
             }
             if proxy.pools().h2.count(&server.key) > 0 {

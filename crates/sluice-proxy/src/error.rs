@@ -1,149 +1,185 @@
-//! Errors the proxy answers itself. Each has a status, a short machine-readable cause
-//! (sent as `sluice-error` and logged) and a human detail.
+//! Errors the proxy answers itself: a [`Cause`] (status, `sluice-error` value, who is
+//! to blame) plus a human detail, and the classification of the lower layers' errors
+//! into causes.
 
 use crate::body::RespBody;
-use http::{HeaderValue, Response, StatusCode};
+use crate::cause::Cause;
+use http::{HeaderValue, Response};
 use sluice_net::ConnectError;
+use std::time::Duration;
 
 /// The response header naming why sluice (not the origin) produced a response.
 pub const ERROR_HEADER: &str = "sluice-error";
 
-/// Who caused a failure, which decides the status and whether a retry could help.
+/// A failure sluice answers (or logs) itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyError {
-    pub status: StatusCode,
-    pub cause: &'static str,
+    pub cause: Cause,
     pub detail: String,
 }
 
+/// Why the client's request body could not be forwarded. It travels inside hyper's
+/// client error as the body's own error, so the exchange's failure can be blamed on
+/// the client (400/408, or nothing when it left) instead of on the server.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("the request body is malformed: {0}")]
+    Malformed(String),
+    #[error("no request body data from the client for {0:?}")]
+    Idle(Duration),
+    #[error("the client closed the connection before its request body was complete")]
+    Closed,
+}
+
+impl ClientBodyError {
+    /// Classifies an error of the client's body as hyper's server side reports it: a
+    /// framing error (bad chunk size, ...) is malformed; anything else (early EOF, reset,
+    /// the connection failing) means the client went away.
+    pub fn from_incoming(e: &hyper::Error) -> Self {
+        let malformed = io_kinds(e).any(|k| {
+            matches!(
+                k,
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            )
+        });
+        if malformed {
+            Self::Malformed(error_chain(e))
+        } else {
+            Self::Closed
+        }
+    }
+
+    pub fn cause(&self) -> Cause {
+        match self {
+            Self::Malformed(_) => Cause::BadRequestBody,
+            Self::Idle(_) => Cause::RequestBodyTimeout,
+            Self::Closed => Cause::ClientClosed,
+        }
+    }
+}
+
 impl ProxyError {
-    pub fn bad_request(cause: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(cause: Cause, detail: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
             cause,
             detail: detail.into(),
         }
     }
 
-    pub fn no_route(host: &str) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            cause: "no_route",
-            detail: format!("no route for host {host:?}"),
-        }
-    }
-
     pub fn connect(e: &ConnectError) -> Self {
-        let status = if e.kind.is_timeout() {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        Self {
-            status,
-            cause: e.kind.cause(),
-            detail: e.detail.clone(),
-        }
+        Self::new(e.kind.into(), e.detail.clone())
     }
 
-    pub fn response_timeout(after: std::time::Duration) -> Self {
-        Self {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            cause: "response_timeout",
-            detail: format!("no response head from upstream within {after:?}"),
+    pub fn response_timeout(after: Duration) -> Self {
+        Self::new(
+            Cause::ResponseTimeout,
+            format!("no response head from upstream within {after:?}"),
+        )
+    }
+
+    /// A failed exchange on an upstream connection: the client's body failing (its
+    /// fault), or the connection or origin failing (the server's).
+    pub fn exchange(e: &hyper::Error) -> Self {
+        if let Some(body) = find::<ClientBodyError>(e) {
+            return Self::new(body.cause(), body.to_string());
         }
+        let cause = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+            Cause::UpstreamProtocolError
+        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || is_reset(e) {
+            Cause::UpstreamClosed
+        } else if e.is_timeout() {
+            Cause::UpstreamTimeout
+        } else {
+            Cause::UpstreamError
+        };
+        Self::new(cause, error_chain(e))
+    }
+
+    /// The connection vanished between checkout and use (should not happen).
+    pub fn upstream_gone() -> Self {
+        Self::new(
+            Cause::UpstreamClosed,
+            "upstream connection lost before the request was sent",
+        )
     }
 
     /// True when the upstream connection was closed or reset under the request (the
     /// stale-connection case a replay can fix), not when the origin misbehaved.
     pub fn is_upstream_closed(&self) -> bool {
-        self.cause == "upstream_closed"
-    }
-
-    /// A failure of an exchange on an established upstream connection.
-    pub fn upstream(e: &hyper::Error) -> Self {
-        let cause = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-            "upstream_protocol_error"
-        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || is_reset(e) {
-            "upstream_closed"
-        } else if e.is_timeout() {
-            "upstream_timeout"
-        } else {
-            "upstream_error"
-        };
-        let status = if cause == "upstream_timeout" {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        Self {
-            status,
-            cause,
-            detail: error_chain(e),
-        }
-    }
-
-    /// The connection vanished between checkout and use (should not happen).
-    pub fn upstream_gone() -> Self {
-        Self {
-            status: StatusCode::BAD_GATEWAY,
-            cause: "upstream_closed",
-            detail: "upstream connection lost before the request was sent".into(),
-        }
+        self.cause == Cause::UpstreamClosed
     }
 
     /// The response sent to the client.
     pub fn to_response(&self) -> Response<RespBody> {
-        let reason = self.status.canonical_reason().unwrap_or("Error");
-        let text = format!(
-            "{} {reason}: {}: {}\n",
-            self.status.as_u16(),
-            self.cause,
-            self.detail
-        );
-        let mut resp = Response::new(RespBody::full(text));
-        *resp.status_mut() = self.status;
+        let mut resp = Response::new(RespBody::full(self.body_text()));
+        *resp.status_mut() = self.cause.status();
         let h = resp.headers_mut();
-        h.insert(ERROR_HEADER, HeaderValue::from_static(self.cause));
+        h.insert(ERROR_HEADER, HeaderValue::from_static(self.cause.as_str()));
         h.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         resp
     }
+
+    /// `"408 Request Timeout: request_header_timeout: detail\n"`.
+    pub fn body_text(&self) -> String {
+        let status = self.cause.status();
+        let reason = status.canonical_reason().unwrap_or("Error");
+        format!(
+            "{} {reason}: {}: {}\n",
+            status.as_u16(),
+            self.cause.as_str(),
+            self.detail
+        )
+    }
+}
+
+/// The first error of type `T` in `e`'s source chain.
+fn find<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The kinds of the I/O errors in `e`'s source chain.
+fn io_kinds<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = std::io::ErrorKind> + 'a {
+    std::iter::successors(Some(e), |err| err.source()).filter_map(|err| {
+        err.downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+    })
 }
 
 /// The peer reset or closed the connection under us (as when an origin's idle timer
 /// closes a pooled connection just as a request goes out).
 fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::ConnectionAborted
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::UnexpectedEof
-            );
-        }
-        cur = err.source();
-    }
-    false
+    io_kinds(e).any(|k| {
+        matches!(
+            k,
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+        )
+    })
 }
 
 /// An HTTP/2 stream the server did not process: refused (REFUSED_STREAM) or above
 /// the last stream id of a GOAWAY. RFC 9113 §8.7: such requests can be retried.
 pub fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(h2) = err.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-                || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR));
-        }
-        cur = err.source();
-    }
-    false
+    find::<h2::Error>(e).is_some_and(|h2| {
+        h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+            || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+    })
 }
 
 /// "outer: inner: innermost" for an error and its sources.

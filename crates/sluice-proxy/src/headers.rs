@@ -22,6 +22,17 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Headers a `Connection` line may not remove: the ones routing and framing rely on,
+/// and the ones sluice sets itself. A client must not be able to strip `Host` after
+/// routing (the origin would get an HTTP/1.1 request without one).
+const PROTECTED: [HeaderName; 5] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-request-id"),
+];
+
 /// Removes hop-by-hop headers. `Transfer-Encoding` goes too: hyper re-frames bodies.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if h.contains_key(header::CONNECTION) {
@@ -31,6 +42,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .filter(|n| !PROTECTED.contains(n))
             .collect();
         for n in named {
             h.remove(n);
@@ -81,6 +93,23 @@ mod tests {
         h.insert("x-keep", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-keep"]);
+    }
+
+    #[test]
+    fn connection_cannot_remove_host_framing_or_forwarding_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("host, Content-Length, x-request-id, x-gone"),
+        );
+        h.insert(header::HOST, HeaderValue::from_static("a.test"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static("id"));
+        h.insert("x-gone", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "host", "x-request-id"]);
     }
 
     #[test]

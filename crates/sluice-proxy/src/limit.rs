@@ -7,8 +7,8 @@
 //! waiter (no barging), so the origin never sees more than the limit.
 
 use crate::backend::{Backend, Server};
+use crate::cause::Cause;
 use crate::error::ProxyError;
-use http::StatusCode;
 use parking_lot::Mutex;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -46,7 +46,7 @@ struct Waiter {
 /// it to the oldest waiter, if any).
 pub struct Slot {
     pub server: Arc<Server>,
-    backend: Arc<Backend>,
+    pub backend: Arc<Backend>,
     armed: bool,
 }
 
@@ -87,30 +87,24 @@ fn arm(backend: &Arc<Backend>, server: Arc<Server>) -> Slot {
 fn no_server(backend: &Backend, servers: &[Arc<Server>]) -> ProxyError {
     if servers.is_empty() {
         if let Some(e) = backend.dns_error.lock().clone() {
-            return ProxyError {
-                status: StatusCode::BAD_GATEWAY,
-                cause: "dns_failed",
-                detail: e,
-            };
+            return ProxyError::new(Cause::DnsFailed, e);
         }
-        return ProxyError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            cause: "no_server",
-            detail: format!(
+        return ProxyError::new(
+            Cause::NoServer,
+            format!(
                 "backend {} has no server address yet",
                 backend.name.as_str()
             ),
-        };
+        );
     }
-    ProxyError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        cause: "no_healthy_server",
-        detail: format!(
+    ProxyError::new(
+        Cause::NoHealthyServer,
+        format!(
             "all {} servers of backend {} are down or ejected",
             servers.len(),
             backend.name.as_str()
         ),
-    }
+    )
 }
 
 /// Gets a slot on a server of `backend`, waiting in its queue when all are busy.
@@ -150,15 +144,14 @@ pub async fn acquire(
             }
         }
         if st.queue.len() >= lim.max_queue {
-            return Err(ProxyError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                cause: "queue_full",
-                detail: format!(
+            return Err(ProxyError::new(
+                Cause::QueueFull,
+                format!(
                     "{} requests already wait for backend {}",
                     st.queue.len(),
                     backend.name.as_str()
                 ),
-            });
+            ));
         }
         let (tx, rx) = oneshot::channel();
         st.next_id += 1;
@@ -193,14 +186,13 @@ pub async fn acquire(
 }
 
 fn queue_timeout(backend: &Backend, after: Duration) -> ProxyError {
-    ProxyError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        cause: "queue_timeout",
-        detail: format!(
+    ProxyError::new(
+        Cause::QueueTimeout,
+        format!(
             "no free connection slot on backend {} within {after:?}",
             backend.name.as_str()
         ),
-    }
+    )
 }
 
 /// Hands free slots to waiters, oldest first, while there are any. Called with the
@@ -285,7 +277,7 @@ mod tests {
             "least_request spreads the two"
         );
         let e = acquire(&b, None, None).await.err().unwrap();
-        assert_eq!(e.cause, "queue_timeout");
+        assert_eq!(e.cause, Cause::QueueTimeout);
         // A waiter gets the slot freed by s1, ahead of anyone arriving later.
         let waiter = tokio::spawn({
             let b = b.clone();
@@ -317,7 +309,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let e = acquire(&b, None, None).await.err().unwrap();
-        assert_eq!(e.cause, "queue_full");
-        assert_eq!(waiter.await.unwrap(), Some("queue_timeout"));
+        assert_eq!(e.cause, Cause::QueueFull);
+        assert_eq!(waiter.await.unwrap(), Some(Cause::QueueTimeout));
     }
 }

@@ -50,6 +50,12 @@ pub struct CauseLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClientErrorLabels {
+    pub listener: Name,
+    pub cause: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ServerLabels {
     pub backend: Name,
     pub server: Name,
@@ -88,6 +94,7 @@ pub struct Metrics {
     pub upstream_reused: Family<BackendLabels, Counter>,
     pub upstream_idle: Family<BackendLabels, Gauge>,
     pub upstream_errors: Family<CauseLabels, Counter>,
+    pub client_errors: Family<ClientErrorLabels, Counter>,
     pub upstream_retries: Family<BackendLabels, Counter>,
     pub connect_duration: Family<BackendLabels, Histogram>,
     pub tls_duration: Family<BackendLabels, Histogram>,
@@ -133,6 +140,7 @@ impl Metrics {
             upstream_reused: Family::default(),
             upstream_idle: Family::default(),
             upstream_errors: Family::default(),
+            client_errors: Family::default(),
             upstream_retries: Family::default(),
             connect_duration: histograms(),
             tls_duration: histograms(),
@@ -185,8 +193,13 @@ impl Metrics {
         );
         r.register(
             "upstream_errors",
-            "Upstream failures by cause (the sluice-error value)",
+            "Requests that failed for a reason not of the client's making, by backend and cause (the sluice-error value)",
             m.upstream_errors.clone(),
+        );
+        r.register(
+            "client_errors",
+            "Requests (and connections) that failed through the client's fault or because it left, by listener and cause; never counted against a backend",
+            m.client_errors.clone(),
         );
         r.register(
             "upstream_retries",

@@ -1,53 +1,65 @@
-//! One request through the proxy: route it, rewrite its head, take a slot on a server
-//! (balancing, limits, queue), send it over a pooled HTTP/1.1 connection or an HTTP/2
-//! stream (retrying as `Proxy::forward` documents), feed passive health, and stream the
-//! response back.
+//! One request through the proxy: refuse what cannot be forwarded, route it, rewrite
+//! its head, take a slot on a server (balancing, limits, queue), send it over a pooled
+//! HTTP/1.1 connection or an HTTP/2 stream (retrying as `Proxy::forward` documents),
+//! feed passive health, and stream the response back.
 
-use crate::access::{Completion, LogFields};
-use crate::backend::{now_ms, Backend, Server};
+use crate::access::{Completion, Counters, LogFields};
+use crate::backend::{Backend, Server};
 use crate::body::{ReqBody, RespBody};
+use crate::cause::Party;
+use crate::conn_state::ConnState;
 use crate::error::ProxyError;
+use crate::head;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
-use crate::metrics::ServerLabels;
-use crate::metrics::{CauseLabels, Metrics, Name, RequestLabels};
-use crate::router::normalize_host;
+use crate::metrics::{Metrics, Name, RequestLabels};
+use crate::passive;
 use crate::runtime::Runtime;
 use crate::upstream::{self, Conn, Pools, Upstream};
-use http::header::{HeaderValue, HOST};
+use http::header::HeaderValue;
 use http::request::Parts;
-use http::{Method, Request, Response, Uri, Version};
+use http::{Method, Request, Response};
 use hyper::body::{Body, Incoming};
 use sluice_net::ClientAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::time::Instant;
+use std::time::Duration;
 
 /// The data path's shared state: the config snapshot, the upstream pools, metrics.
 pub struct Proxy {
     runtime: Arc<Runtime>,
     pools: Pools,
     metrics: Metrics,
+    counters: Counters,
     ids: RequestIds,
     /// The `-` label of requests that matched no route (shared, not allocated per request).
     dash: Name,
 }
 
-/// Who is asking, on which listener.
+/// Who is asking, on which listener and connection.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub listener: Name,
     pub addr: ClientAddr,
+    pub conn: Arc<ConnState>,
+    /// `request_body_idle_timeout` of the listener.
+    pub body_idle: Duration,
 }
 
 const NO_ROUTE: &str = "-";
 
 impl Proxy {
     pub fn new(runtime: Runtime, metrics: Metrics) -> Self {
+        let counters = Counters {
+            requests: metrics.requests.clone(),
+            client_errors: metrics.client_errors.clone(),
+            upstream_errors: metrics.upstream_errors.clone(),
+        };
         Self {
             runtime: Arc::new(runtime),
             pools: Pools::default(),
             metrics,
+            counters,
             ids: RequestIds::new(),
             dash: Name::new(NO_ROUTE),
         }
@@ -68,7 +80,7 @@ impl Proxy {
     /// Answers one client request. Never fails: errors become 4xx/5xx responses that
     /// carry a `sluice-error` header.
     pub async fn handle(&self, req: Request<Incoming>, client: &ClientInfo) -> Response<RespBody> {
-        let start = Instant::now();
+        client.conn.begin_request();
         let rt = self.runtime.clone();
         let (mut parts, body) = req.into_parts();
         let request_id = self.request_id(&mut parts);
@@ -84,21 +96,15 @@ impl Proxy {
             upstream: None,
             reused: false,
         });
-        let mut done = Completion {
-            start,
-            requests: self.metrics.requests.clone(),
-            labels: RequestLabels {
-                listener: client.listener.clone(),
-                route: self.dash.clone(),
-                backend: self.dash.clone(),
-                status: 0,
-            },
-            duration: None,
-            cause: None,
-            log,
+        let labels = RequestLabels {
+            listener: client.listener.clone(),
+            route: self.dash.clone(),
+            backend: self.dash.clone(),
+            status: 0,
         };
+        let mut done = Completion::new(self.counters.clone(), labels, log, client.conn.clone());
 
-        let host = match request_host(&parts) {
+        let host = match head::request_host(&parts) {
             Ok(h) => h,
             Err(e) => return self.fail(e, done, &request_id, None),
         };
@@ -106,7 +112,11 @@ impl Proxy {
             l.host.clone_from(&host);
         }
         let Some(route) = rt.router.find(&host, parts.uri.path()) else {
-            return self.fail(ProxyError::no_route(&host), done, &request_id, None);
+            let e = ProxyError::new(
+                crate::cause::Cause::NoRoute,
+                format!("no route for host {host:?}"),
+            );
+            return self.fail(e, done, &request_id, None);
         };
         let backend = &route.backend;
         done.labels.route = route.label.clone();
@@ -121,11 +131,11 @@ impl Proxy {
             },
         );
 
-        prepare_upstream_head(&mut parts, client.addr, &host);
+        head::prepare_upstream_head(&mut parts, client.addr, &host);
         let body = if body.is_end_stream() {
             ReqBody::Empty
         } else {
-            ReqBody::Stream(body)
+            ReqBody::from_client(body, client.body_idle)
         };
         let req = Request::from_parts(parts, body);
 
@@ -139,7 +149,8 @@ impl Proxy {
                 headers::strip_hop_by_hop(&mut rparts.headers);
                 rparts.headers.insert(X_REQUEST_ID.clone(), request_id);
                 done.labels.status = rparts.status.as_u16();
-                let mut body = RespBody::upstream(rbody, Some(up));
+                let idle = backend.settings.response_body_idle;
+                let mut body = RespBody::upstream(rbody, up, idle);
                 body.on_complete(done);
                 Response::from_parts(rparts, body)
             }
@@ -178,12 +189,11 @@ impl Proxy {
             let (conn, reused) = match acquired {
                 Ok(c) => c,
                 Err(e) => {
-                    self.passive(backend, &server, false);
+                    self.passive(backend, &server, &e);
                     drop(slot);
-                    // Nothing was sent: safe to retry for any method. A certificate
-                    // that does not verify will not verify next time either.
+                    // Nothing was sent: safe to retry for any method.
                     if attempts_left > 0
-                        && e.cause != "tls_verify_failed"
+                        && e.cause.retry_on_another_server()
                         && self.budgeted_retry(backend, &e)
                     {
                         attempts_left -= 1;
@@ -197,7 +207,7 @@ impl Proxy {
             if reused {
                 backend.metrics.reused.inc();
             }
-            let mut up = Upstream::new(conn, self.pools.h1.clone(), slot);
+            let mut up = Upstream::new(conn, self.pools.clone(), slot);
             // A copy to replay: needed after a stale pooled connection or a refused
             // h2 stream, never for a fresh HTTP/1.1 connection (saves the header copy).
             let h2 = matches!(up.conn_mut(), Some(Conn::H2(_)));
@@ -206,10 +216,12 @@ impl Proxy {
             let sent = match up.conn_mut() {
                 Some(Conn::H1(p)) => {
                     p.note_request();
+                    head::to_h1_form(&mut req);
                     tokio::time::timeout(timeout, p.conn.tx.try_send_request(req)).await
                 }
                 Some(Conn::H2(s)) => {
                     let mut tx = s.sender();
+                    head::to_h2_form(&mut req, settings.tls);
                     tokio::time::timeout(timeout, tx.try_send_request(req)).await
                 }
                 None => return Err(ProxyError::upstream_gone()),
@@ -218,15 +230,21 @@ impl Proxy {
                 Ok(Ok(resp)) => {
                     let failed = resp.status().is_server_error()
                         && settings.passive.as_ref().is_some_and(|p| p.on_5xx);
-                    self.passive(backend, &server, !failed);
+                    passive::record(&self.pools, &self.metrics, backend, &server, !failed);
                     return Ok((resp, up, reused));
                 }
                 Err(_) => {
-                    self.passive(backend, &server, false);
-                    return Err(ProxyError::response_timeout(timeout));
+                    let e = ProxyError::response_timeout(timeout);
+                    self.passive(backend, &server, &e);
+                    return Err(e);
                 }
                 Ok(Err(mut e)) => {
-                    let err = ProxyError::upstream(e.error());
+                    let err = ProxyError::exchange(e.error());
+                    if err.cause.party() == Party::Client {
+                        // The client's body failed or it left: nothing to retry, and
+                        // nothing against the server (the upstream exchange is dropped).
+                        return Err(err);
+                    }
                     let refused = crate::error::is_h2_refused(e.error());
                     let unsent = e.take_message();
                     if let Some(Conn::H2(s)) = up.conn_mut() {
@@ -246,7 +264,7 @@ impl Proxy {
                             avoid = None;
                             continue;
                         }
-                        self.passive(backend, &server, false);
+                        self.passive(backend, &server, &err);
                         return Err(err);
                     }
                     // Refused, or never sent on a new connection: another server may do.
@@ -260,7 +278,7 @@ impl Proxy {
                             continue;
                         }
                     }
-                    self.passive(backend, &server, false);
+                    self.passive(backend, &server, &err);
                     return Err(err);
                 }
             }
@@ -270,57 +288,20 @@ impl Proxy {
     /// Takes a retry from the budget (counting it), or logs why not.
     fn budgeted_retry(&self, backend: &Backend, e: &ProxyError) -> bool {
         if backend.budget.try_retry() {
-            tracing::debug!(backend = %backend.name.as_str(), cause = e.cause, detail = %e.detail, "retrying on another server");
+            tracing::debug!(backend = %backend.name.as_str(), cause = e.cause.as_str(), detail = %e.detail, "retrying on another server");
             backend.metrics.retries.inc();
             true
         } else {
-            tracing::debug!(backend = %backend.name.as_str(), cause = e.cause, "retry budget spent; not retrying");
+            tracing::debug!(backend = %backend.name.as_str(), cause = e.cause.as_str(), "retry budget spent; not retrying");
             false
         }
     }
 
-    /// Passive health: consecutive failures eject the server for a back-off time.
-    fn passive(&self, backend: &Backend, server: &Server, ok: bool) {
-        let Some(p) = &backend.settings.passive else {
-            return;
-        };
-        let h = &server.health;
-        if ok {
-            if h.failures.load(Ordering::Relaxed) != 0 {
-                h.failures.store(0, Ordering::Relaxed);
-            }
-            if h.ejections.load(Ordering::Relaxed) != 0
-                && h.ejected_until_ms.load(Ordering::Relaxed) <= now_ms()
-            {
-                h.ejections.store(0, Ordering::Relaxed);
-            }
-            return;
+    /// A failure on `server`, fed to passive health if the server caused it.
+    fn passive(&self, backend: &Backend, server: &Server, e: &ProxyError) {
+        if e.cause.counts_against_server() {
+            passive::record(&self.pools, &self.metrics, backend, server, false);
         }
-        let failures = h.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures < p.consecutive_failures {
-            return;
-        }
-        h.failures.store(0, Ordering::Relaxed);
-        let n = h.ejections.fetch_add(1, Ordering::Relaxed).min(16);
-        let max = p.max_ejection_time.get();
-        let time = p
-            .ejection_time
-            .get()
-            .checked_mul(1u32 << n)
-            .unwrap_or(max)
-            .min(max);
-        h.ejected_until_ms
-            .store(now_ms() + time.as_millis() as u64, Ordering::Relaxed);
-        server.metrics.healthy.set(0);
-        self.metrics
-            .ejections
-            .get_or_create(&ServerLabels {
-                backend: backend.name.clone(),
-                server: server.label.clone(),
-            })
-            .inc();
-        self.pools.forget(server);
-        tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), failures, ejected_for = ?time, "server ejected after consecutive failures");
     }
 
     fn fail(
@@ -330,31 +311,22 @@ impl Proxy {
         request_id: &HeaderValue,
         backend: Option<&Backend>,
     ) -> Response<RespBody> {
-        if let Some(b) = backend {
-            self.metrics
-                .upstream_errors
-                .get_or_create(&CauseLabels {
-                    backend: b.name.clone(),
-                    cause: e.cause,
-                })
-                .inc();
-        }
-        if e.status.is_server_error() {
+        if e.cause.party() == Party::Client {
+            tracing::debug!(cause = e.cause.as_str(), status = e.cause.code(), detail = %e.detail, "request rejected");
+        } else {
             tracing::warn!(
                 request_id = %request_id_str(request_id),
                 backend = %backend.map_or("-", |b| b.name.as_str()),
-                cause = e.cause,
-                status = e.status.as_u16(),
+                cause = e.cause.as_str(),
+                status = e.cause.code(),
                 detail = %e.detail,
                 "upstream request failed"
             );
-        } else {
-            tracing::debug!(cause = e.cause, status = e.status.as_u16(), detail = %e.detail, "request rejected");
         }
-        let mut resp = e.to_response();
+        let mut resp = RespBody::error_response(&e);
         resp.headers_mut()
             .insert(X_REQUEST_ID.clone(), request_id.clone());
-        done.labels.status = e.status.as_u16();
+        done.labels.status = e.cause.code();
         done.cause = Some(e.cause);
         resp.body_mut().on_complete(done);
         resp
@@ -371,64 +343,6 @@ impl Proxy {
         parts.headers.insert(X_REQUEST_ID.clone(), v.clone());
         v
     }
-}
-
-/// The host the request is for: the authority of an absolute-form URI (forward-proxy
-/// style, `GET http://api.example.com/x`), else the `Host` header.
-fn request_host(parts: &Parts) -> Result<String, ProxyError> {
-    if let Some(auth) = parts.uri.authority() {
-        return Ok(normalize_host(auth.as_str()).into_owned());
-    }
-    let Some(raw) = parts.headers.get(HOST) else {
-        return Err(ProxyError::bad_request(
-            "missing_host",
-            "the request has no Host header",
-        ));
-    };
-    let Ok(raw) = raw.to_str() else {
-        return Err(ProxyError::bad_request(
-            "invalid_host",
-            "the Host header is not valid text",
-        ));
-    };
-    let host = normalize_host(raw.trim());
-    if host.is_empty() {
-        return Err(ProxyError::bad_request(
-            "missing_host",
-            "the Host header is empty",
-        ));
-    }
-    if !host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
-    {
-        return Err(ProxyError::bad_request(
-            "invalid_host",
-            format!("invalid Host header {raw:?}"),
-        ));
-    }
-    Ok(host.into_owned())
-}
-
-/// Rewrites the request head for the upstream hop: origin-form URI, HTTP/1.1,
-/// hop-by-hop headers removed, forwarding headers added, `Host` kept (or taken from an
-/// absolute-form URI, which RFC 9112 §3.2.2 says wins).
-fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, host: &str) {
-    if let Some(auth) = parts.uri.authority().cloned() {
-        if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
-            parts.headers.insert(HOST, v);
-        } else if let Ok(v) = HeaderValue::from_str(host) {
-            parts.headers.insert(HOST, v);
-        }
-        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        parts.uri = Uri::try_from(pq).unwrap_or_else(|_| Uri::from_static("/"));
-    }
-    parts.version = Version::HTTP_11;
-    headers::strip_hop_by_hop(&mut parts.headers);
-    // hyper has already answered `Expect: 100-continue` towards the client when the
-    // body is read; the origin gets the body without waiting.
-    parts.headers.remove(http::header::EXPECT);
-    headers::add_forwarded(&mut parts.headers, client);
 }
 
 fn is_idempotent(m: &Method) -> bool {

@@ -91,6 +91,7 @@ pub fn compile(config: &Config, metrics: &Metrics, origin: &str) -> Result<Runti
         let settings = Settings {
             connect_timeout: b.timeouts.connect.get(),
             response_timeout: b.timeouts.response.get(),
+            response_body_idle: b.timeouts.response_body_idle.get(),
             queue_timeout: b.timeouts.queue.get(),
             policy: Policy {
                 max_idle: b.pool.max_idle_per_server,

@@ -1,36 +1,53 @@
-//! Client side: accept loops on the listeners and hyper HTTP/1.1 server connections,
-//! with a graceful drain on shutdown.
+//! Client side: the accept loop of each listener, and the drain on shutdown.
 
+use crate::client_conn::{self, ClientTimeouts, ConnContext};
+use crate::client_io::ClientIo;
+use crate::conn_state::ConnState;
 use crate::metrics::{ListenerLabels, Name};
 use crate::proxy::{ClientInfo, Proxy};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use sluice_net::Listener;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Settings of one listener's server connections.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
     pub name: String,
     pub keepalive_timeout: Duration,
+    pub request_header_timeout: Duration,
+    pub request_body_idle_timeout: Duration,
+    pub half_close: bool,
     /// `limits.max_client_connections`, shared by all listeners.
     pub client_limit: Option<Arc<Semaphore>>,
 }
 
+/// The open connections of a listener that stopped accepting.
+pub struct Drain {
+    rx: mpsc::Receiver<()>,
+}
+
+impl Drain {
+    /// Resolves once every connection has ended. Each was told to finish when the stop
+    /// signal turned true: idle ones close at once, busy ones after their response.
+    pub async fn wait(mut self) {
+        // Nothing is ever sent: `recv` returns `None` once every sender is dropped.
+        while self.rx.recv().await.is_some() {}
+    }
+}
+
 /// Accepts clients on `listener` until `stop` turns true, then closes the listening
-/// socket and returns the tracker of its open connections, so the caller can drain them.
+/// socket and returns its open connections, so the caller can wait for them.
 pub async fn serve(
     listener: Listener,
     settings: ListenerSettings,
     proxy: Arc<Proxy>,
     mut stop: watch::Receiver<bool>,
-) -> GracefulShutdown {
-    let graceful = GracefulShutdown::new();
+) -> Drain {
+    let (drain_tx, drain_rx) = mpsc::channel(1);
     let name = Name::new(&settings.name);
     let labels = ListenerLabels {
         listener: name.clone(),
@@ -46,13 +63,16 @@ pub async fn serve(
         .get_or_create(&labels)
         .clone();
     let mut builder = http1::Builder::new();
-    // half_close: a client may shut down its sending side right after the request
-    // (nc, some HTTP/1.0 clients) and still expects the answer.
+    // The header timeout is sluice's own (client_conn), so a slow head gets a 408.
     builder
-        .timer(TokioTimer::new())
         .keep_alive(true)
-        .half_close(true)
-        .header_read_timeout(settings.keepalive_timeout);
+        .half_close(settings.half_close)
+        .header_read_timeout(None);
+    let builder = Arc::new(builder);
+    let timeouts = ClientTimeouts {
+        keepalive: settings.keepalive_timeout,
+        request_header: settings.request_header_timeout,
+    };
     let paused = proxy.metrics().client_connections_paused.clone();
     loop {
         // At the connection limit, stop accepting: new clients wait in the kernel's
@@ -86,39 +106,36 @@ pub async fn serve(
             },
         };
         accepted.inc();
+        let state = Arc::new(ConnState::default());
         let client = ClientInfo {
             listener: name.clone(),
             addr,
+            conn: state.clone(),
+            body_idle: settings.request_body_idle_timeout,
         };
-        let proxy = proxy.clone();
-        let svc = service_fn(move |req| {
+        let svc = {
             let proxy = proxy.clone();
-            let client = client.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-        let open = open.clone();
+            service_fn(move |req| {
+                let proxy = proxy.clone();
+                let client = client.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
+            })
+        };
+        let ctx = ConnContext {
+            listener: name.clone(),
+            metrics: proxy.metrics().clone(),
+            timeouts,
+            _drain: drain_tx.clone(),
+        };
+        let io = ClientIo::new(stream, state.clone());
+        let (builder, stop, open) = (builder.clone(), stop.clone(), open.clone());
         open.inc();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                log_conn_error(&e);
-            }
+            client_conn::drive(&builder, io, svc, state, ctx, stop).await;
             open.dec();
             drop(permit);
         });
     }
     drop(listener);
-    graceful
-}
-
-/// Client-side connection errors: a malformed request is answered 400 by hyper before
-/// our service runs, so its reason only reaches the log, here.
-fn log_conn_error(e: &hyper::Error) {
-    if e.is_parse() || e.is_parse_too_large() {
-        tracing::info!(cause = "bad_request", detail = %crate::error::error_chain(e), "malformed request");
-    } else if e.is_timeout() {
-        tracing::debug!("client connection timed out");
-    } else {
-        tracing::debug!(error = %crate::error::error_chain(e), "client connection error");
-    }
+    Drain { rx: drain_rx }
 }

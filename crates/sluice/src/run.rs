@@ -114,6 +114,9 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
             ListenerSettings {
                 name: l.name.clone(),
                 keepalive_timeout: l.keepalive_timeout.get(),
+                request_header_timeout: l.request_header_timeout.get(),
+                request_body_idle_timeout: l.request_body_idle_timeout.get(),
+                half_close: l.half_close,
                 client_limit: client_limit.clone(),
             },
         ));
@@ -150,14 +153,14 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     tracing::info!(signal, drain_timeout = ?drain, "shutting down: closing listeners, draining in-flight requests");
     ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    let mut trackers = Vec::new();
+    let mut drains = Vec::new();
     for s in servers {
-        if let Ok(g) = s.await {
-            trackers.push(g);
+        if let Ok(d) = s.await {
+            drains.push(d);
         }
     }
-    // All at once: each listener's shutdown signals its connections when first polled.
-    let all = futures_util::future::join_all(trackers.into_iter().map(|g| g.shutdown()));
+    // Every connection saw the stop signal itself; this only waits for them to end.
+    let all = futures_util::future::join_all(drains.into_iter().map(|d| d.wait()));
     match tokio::time::timeout(drain, all).await {
         Ok(_) => tracing::info!("drained; exiting"),
         Err(_) => {

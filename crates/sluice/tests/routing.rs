@@ -511,16 +511,15 @@ async fn request_ids_are_generated_or_passed_through_and_echoed() {
     assert_eq!(logged_id("/two"), "client-chosen-42");
 }
 
-/// A client may shut down its sending side once its request is written and then wait
-/// for the answer (`printf 'GET ...' | nc -N`, the testkit's `raw`, some HTTP/1.0
-/// clients): the request must still be forwarded and answered, not dropped.
+/// With `half_close: true`, a client may shut down its sending side once its request
+/// is written and then wait for the answer (`printf 'GET ...' | nc -N`, the testkit's
+/// `raw`, some HTTP/1.0 clients): the request is still forwarded and answered.
 #[tokio::test]
-async fn a_client_that_half_closes_after_its_request_still_gets_the_response() {
+async fn with_half_close_a_client_that_shuts_down_its_sending_side_still_gets_the_response() {
     let origin = Origin::start().await;
-    let yaml = config(
-        "127.0.0.1:0",
-        "  - {host: \"*\", backend: app}\n",
-        &plain_backend("app", &origin),
+    let yaml = format!(
+        "log: {{format: json}}\nlisteners: [{{name: egress, bind: \"127.0.0.1:0\", half_close: true}}]\nroutes:\n  - {{host: \"*\", backend: app}}\nbackends:\n{}",
+        plain_backend("app", &origin)
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
 
@@ -537,4 +536,36 @@ async fn a_client_that_half_closes_after_its_request_still_gets_the_response() {
     let response = RawResponse::parse(&answer);
     assert_eq!(response.header("x-origin-path"), Some("/half-closed"));
     assert_eq!(origin.requests(), 1);
+}
+
+/// By default (like NGINX and Envoy) a client whose FIN arrives while its request is in
+/// flight is taken as gone: its request is cancelled and logged as `client_closed`
+/// with status 499, and it gets no answer.
+#[tokio::test]
+async fn by_default_a_client_that_shuts_down_its_sending_side_is_taken_as_gone() {
+    let origin = Origin::builder()
+        .delay(Duration::from_secs(30))
+        .start()
+        .await;
+    let yaml = config(
+        "127.0.0.1:0",
+        "  - {host: \"*\", backend: app}\n",
+        &plain_backend("app", &origin),
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+
+    let answer = raw(
+        sluice.listener_addr("egress"),
+        b"GET /half-closed HTTP/1.1\r\nHost: app.test\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer, "", "no answer for a client that left");
+    // The upstream exchange is cancelled at once, long before the 30 s the origin takes.
+    origin
+        .wait_until(|s| s.accepted == 1 && s.closed == 1 && s.in_flight == 0)
+        .await;
+    let entry = &sluice.wait_for_access_log(1).await[0]["fields"];
+    assert_eq!(entry["status"], 499);
+    assert_eq!(entry["cause"], "client_closed");
+    assert_eq!(entry["complete"], false);
 }

@@ -1,0 +1,210 @@
+//! The response body sent to the client: sluice's own answer, or the origin's body
+//! streamed through. An origin body that fails or stalls after the head went out
+//! cannot become an error status any more: the client connection is then reset, so no
+//! client takes a truncated body for a complete one, and the failure is recorded
+//! against the server.
+
+use super::idle::IdleTimer;
+use crate::access::Completion;
+use crate::cause::Cause;
+use crate::error::{error_chain, ProxyError, ERROR_HEADER};
+use crate::passive;
+use crate::upstream::Upstream;
+use bytes::Bytes;
+use http::{HeaderValue, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Why a response body ended early; hyper then aborts the client connection.
+#[derive(Debug, thiserror::Error)]
+#[error("response cut short: {0}")]
+pub struct ResponseCut(&'static str);
+
+pub struct RespBody {
+    kind: Kind,
+    bytes: u64,
+    /// Runs once the body is finished (access log, request metrics).
+    done: Option<Completion>,
+}
+
+// Boxing the big variant would cost an allocation on every proxied response; the small
+// one is only sluice's own answers.
+#[allow(clippy::large_enum_variant)]
+enum Kind {
+    Full(Option<Bytes>),
+    /// The origin's body; `conn` goes back to the pool once the body has ended.
+    Upstream {
+        inner: Incoming,
+        conn: Option<Upstream>,
+        idle: IdleTimer,
+    },
+}
+
+impl RespBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        Self {
+            kind: Kind::Full(Some(b.into())),
+            bytes: 0,
+            done: None,
+        }
+    }
+
+    pub fn empty() -> Self {
+        Self {
+            kind: Kind::Full(None),
+            bytes: 0,
+            done: None,
+        }
+    }
+
+    /// Streams the origin's `inner`; returns `conn` to its pool when `inner` ends
+    /// cleanly. `idle`: the longest wait for the origin's next bytes.
+    pub fn upstream(inner: Incoming, conn: Upstream, idle: Duration) -> Self {
+        Self {
+            kind: Kind::Upstream {
+                inner,
+                conn: Some(conn),
+                idle: IdleTimer::new(idle),
+            },
+            bytes: 0,
+            done: None,
+        }
+    }
+
+    /// sluice's own answer for `e`: its status, `sluice-error: <cause>`, a text body.
+    pub fn error_response(e: &ProxyError) -> Response<Self> {
+        let mut resp = Response::new(Self::full(e.body_text()));
+        *resp.status_mut() = e.cause.status();
+        let h = resp.headers_mut();
+        h.insert(ERROR_HEADER, HeaderValue::from_static(e.cause.as_str()));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp
+    }
+
+    /// Sets what runs once the body is finished (access log, duration metrics).
+    pub fn on_complete(&mut self, done: Completion) {
+        self.done = Some(done);
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Kind::Upstream { conn, .. } = &mut self.kind {
+            if let Some(c) = conn.take() {
+                if complete {
+                    c.release();
+                }
+            }
+        }
+        if let Some(done) = self.done.take() {
+            done.complete(self.bytes, complete);
+        }
+    }
+
+    /// The origin's body failed: count it against the server, abandon the upstream
+    /// connection, and have the client connection reset.
+    fn fail(&mut self, cause: Cause, detail: &str) -> ResponseCut {
+        if let Kind::Upstream { conn, .. } = &mut self.kind {
+            if let Some(up) = conn.take() {
+                let (backend, server) = (&up.slot.backend, &up.slot.server);
+                tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), cause = cause.as_str(), detail, bytes_sent = self.bytes, "upstream response body failed; resetting the client connection");
+                passive::record(up.pools(), &backend.registry, backend, server, false);
+            }
+        }
+        if let Some(done) = &mut self.done {
+            done.cause = Some(cause);
+            done.conn.abort();
+        }
+        self.finish(false);
+        ResponseCut(cause.as_str())
+    }
+}
+
+/// What the origin's body did on one poll.
+enum Step {
+    Frame(Frame<Bytes>),
+    End,
+    Failed(Cause, String),
+    Pending,
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = ResponseCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseCut>>> {
+        let this = self.get_mut();
+        let step = match &mut this.kind {
+            Kind::Full(b) => match b.take() {
+                Some(b) => Step::Frame(Frame::data(b)),
+                None => Step::End,
+            },
+            Kind::Upstream { inner, idle, .. } => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    idle.progress();
+                    Step::Frame(frame)
+                }
+                Poll::Ready(None) => Step::End,
+                Poll::Ready(Some(Err(e))) => {
+                    Step::Failed(Cause::UpstreamBodyError, error_chain(&e))
+                }
+                Poll::Pending => match idle.poll_expired(cx) {
+                    Poll::Ready(()) => Step::Failed(
+                        Cause::ResponseBodyTimeout,
+                        format!(
+                            "no response body data from the origin for {:?}",
+                            idle.limit()
+                        ),
+                    ),
+                    Poll::Pending => Step::Pending,
+                },
+            },
+        };
+        match step {
+            Step::Frame(frame) => {
+                if let Some(d) = frame.data_ref() {
+                    this.bytes += d.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Step::End => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+            Step::Failed(cause, detail) => Poll::Ready(Some(Err(this.fail(cause, &detail)))),
+            Step::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(b) => b.is_none(),
+            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+impl Drop for RespBody {
+    /// hyper drops a body without polling it when it is already at its end (HEAD, 204,
+    /// 304, `Content-Length: 0`): that still counts as complete. Dropped before its end,
+    /// the client went away: the upstream exchange is abandoned.
+    fn drop(&mut self) {
+        let complete = self.is_end_stream();
+        self.finish(complete);
+    }
+}

@@ -1,0 +1,218 @@
+//! The request head: what sluice refuses before routing, the host it routes on, and
+//! the head as it goes upstream (origin form and `Host` for HTTP/1.1, `:scheme` and
+//! `:authority` for HTTP/2).
+
+use crate::body::ReqBody;
+use crate::cause::Cause;
+use crate::error::ProxyError;
+use crate::headers;
+use crate::router::normalize_host;
+use http::header::{HeaderValue, HOST};
+use http::request::Parts;
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Request, Uri, Version};
+use sluice_net::ClientAddr;
+
+/// Checks what sluice cannot forward and returns the host to route on: the authority
+/// of an absolute-form URI (`GET http://api.example.com/x`, forward-proxy style, which
+/// RFC 9112 §3.2.2 says wins over `Host`), else the `Host` header.
+pub fn request_host(parts: &Parts) -> Result<String, ProxyError> {
+    if parts.method == Method::CONNECT {
+        return Err(ProxyError::new(
+            Cause::MethodNotSupported,
+            "CONNECT is not supported: sluice does not open tunnels",
+        ));
+    }
+    if parts.uri.path() == "*" && parts.uri.authority().is_none() {
+        return Err(ProxyError::new(
+            Cause::MethodNotSupported,
+            format!(
+                "{} * (a request about the server itself) is not forwarded",
+                parts.method
+            ),
+        ));
+    }
+    // RFC 9112 §3.2: more than one Host line is a 400, whatever the target.
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(ProxyError::new(
+            Cause::DuplicateHost,
+            "the request has more than one Host header",
+        ));
+    }
+    if let Some(auth) = parts.uri.authority() {
+        if parts.uri.scheme() != Some(&Scheme::HTTP) {
+            let scheme = parts.uri.scheme_str().unwrap_or("none");
+            return Err(ProxyError::new(
+                Cause::UnsupportedScheme,
+                format!("only http:// targets are forwarded, not {scheme}://"),
+            ));
+        }
+        if auth.as_str().contains('@') {
+            // Never echo them: this body and the logs would leak the credentials.
+            return Err(ProxyError::new(
+                Cause::CredentialsInUri,
+                "the target URI carries credentials (user:password@host); send them in a header",
+            ));
+        }
+        return Ok(normalize_host(auth.as_str()).into_owned());
+    }
+    let Some(raw) = host_header else {
+        return Err(ProxyError::new(
+            Cause::MissingHost,
+            "the request has no Host header",
+        ));
+    };
+    let Ok(raw) = raw.to_str() else {
+        return Err(ProxyError::new(
+            Cause::InvalidHost,
+            "the Host header is not valid text",
+        ));
+    };
+    let host = normalize_host(raw.trim());
+    if host.is_empty() {
+        return Err(ProxyError::new(
+            Cause::MissingHost,
+            "the Host header is empty",
+        ));
+    }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+    {
+        let shown = if raw.contains('@') {
+            "(it contains credentials)".to_string()
+        } else {
+            format!("{raw:?}")
+        };
+        return Err(ProxyError::new(
+            Cause::InvalidHost,
+            format!("invalid Host header {shown}"),
+        ));
+    }
+    Ok(host.into_owned())
+}
+
+/// Rewrites the request head for the upstream hop: origin-form URI, HTTP/1.1,
+/// hop-by-hop headers removed, forwarding headers added, `Host` kept (or taken from an
+/// absolute-form URI, which wins).
+pub fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, host: &str) {
+    if let Some(auth) = parts.uri.authority().cloned() {
+        if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
+            parts.headers.insert(HOST, v);
+        } else if let Ok(v) = HeaderValue::from_str(host) {
+            parts.headers.insert(HOST, v);
+        }
+        parts.uri = origin_form(&parts.uri);
+    }
+    parts.version = Version::HTTP_11;
+    headers::strip_hop_by_hop(&mut parts.headers);
+    // hyper has already answered `Expect: 100-continue` towards the client when the
+    // body is read; the origin gets the body without waiting.
+    parts.headers.remove(http::header::EXPECT);
+    headers::add_forwarded(&mut parts.headers, client);
+}
+
+fn origin_form(uri: &Uri) -> Uri {
+    let pq = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    Uri::try_from(pq).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// HTTP/2 carries the target in `:scheme` and `:authority` (RFC 9113 §8.3.1): the URI
+/// becomes absolute (`https` over TLS) with the authority from `Host`, which is then
+/// not sent as a header. A head already in this form is left alone.
+pub fn to_h2_form(req: &mut Request<ReqBody>, tls: bool) {
+    if req.uri().authority().is_some() {
+        return;
+    }
+    let Some(authority) = req.headers().get(HOST).and_then(|h| h.to_str().ok()) else {
+        return;
+    };
+    let scheme = if tls { Scheme::HTTPS } else { Scheme::HTTP };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let built = Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(pq)
+        .build();
+    if let Ok(uri) = built {
+        *req.uri_mut() = uri;
+        req.headers_mut().remove(HOST);
+    }
+}
+
+/// The HTTP/1.1 form of a head [`to_h2_form`] rewrote (a request retried on an
+/// HTTP/1.1 connection after an HTTP/2 one refused it).
+pub fn to_h1_form(req: &mut Request<ReqBody>) {
+    let Some(auth) = req.uri().authority().cloned() else {
+        return;
+    };
+    if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
+        req.headers_mut().insert(HOST, v);
+    }
+    let uri = origin_form(req.uri());
+    *req.uri_mut() = uri;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(req: &str) -> Parts {
+        let mut lines = req.split("\r\n");
+        let mut first = lines.next().unwrap_or_default().split(' ');
+        let method = first.next().unwrap_or_default();
+        let target = first.next().unwrap_or_default();
+        let mut b = Request::builder().method(method).uri(target);
+        for l in lines.filter(|l| !l.is_empty()) {
+            let (n, v) = l.split_once(": ").unwrap();
+            b = b.header(n, v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn cause(req: &str) -> Cause {
+        request_host(&parts(req)).unwrap_err().cause
+    }
+
+    #[test]
+    fn what_is_refused_before_routing() {
+        assert_eq!(
+            cause("CONNECT api.test:443\r\nHost: api.test:443"),
+            Cause::MethodNotSupported
+        );
+        assert_eq!(cause("OPTIONS *\r\nHost: a"), Cause::MethodNotSupported);
+        assert_eq!(cause("GET /\r\nHost: a\r\nHost: b"), Cause::DuplicateHost);
+        assert_eq!(cause("GET https://a/\r\nHost: a"), Cause::UnsupportedScheme);
+        assert_eq!(cause("GET ftp://a/\r\nHost: a"), Cause::UnsupportedScheme);
+        let e = request_host(&parts("GET http://u:secret@a/\r\nHost: a")).unwrap_err();
+        assert_eq!(e.cause, Cause::CredentialsInUri);
+        assert!(!e.detail.contains("secret"));
+        let e = request_host(&parts("GET /\r\nHost: u:secret@a")).unwrap_err();
+        assert_eq!(e.cause, Cause::InvalidHost);
+        assert!(!e.detail.contains("secret"));
+        assert_eq!(
+            request_host(&parts("GET http://A.test:8080/x\r\nHost: b")).unwrap(),
+            "a.test"
+        );
+    }
+
+    #[test]
+    fn h2_form_uses_scheme_and_authority_and_back() {
+        let mut req = Request::get("/x?y=1")
+            .header(HOST, "api.test:8443")
+            .body(ReqBody::Empty)
+            .unwrap();
+        to_h2_form(&mut req, true);
+        assert_eq!(req.uri(), "https://api.test:8443/x?y=1");
+        assert!(req.headers().get(HOST).is_none());
+        to_h1_form(&mut req);
+        assert_eq!(req.uri(), "/x?y=1");
+        assert_eq!(req.headers()[HOST], "api.test:8443");
+    }
+}

@@ -1,0 +1,268 @@
+//! Getting an upstream connection for one request: an idle HTTP/1.1 connection from
+//! the pool, a stream on a shared HTTP/2 connection, or a new connection (connect,
+//! TLS, hyper handshake).
+
+mod h2;
+mod open;
+
+pub use h2::{H2Pool, H2Stream};
+pub use open::H1;
+
+use crate::backend::{Backend, Server, SharedOpen, PROTO_H1, PROTO_H2};
+use crate::cause::Cause;
+use crate::error::ProxyError;
+use crate::limit::Slot;
+use crate::metrics::Metrics;
+use futures_util::FutureExt;
+use sluice_config::Protocol;
+use sluice_pool::{Pool, Pooled};
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// How long a just-returned connection may take to become ready for its next request.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Rounds of "wait for the connection being opened, then take a stream on it" before a
+/// request opens one of its own (only when a burst outnumbers the streams it brings).
+const H2_OPEN_ROUNDS: usize = 3;
+
+pub enum Conn {
+    H1(Pooled<H1>),
+    H2(H2Stream),
+}
+
+/// A connection (or stream) in use plus the request's slot; knows its way back. Dropped
+/// without [`Upstream::release`], its exchange was abandoned: an HTTP/1.1 connection is
+/// then closed at once (its state is unknown), an HTTP/2 stream is reset by hyper.
+pub struct Upstream {
+    conn: Option<Conn>,
+    pools: Pools,
+    /// Dropped after `conn`, so a queued request that gets the slot finds the
+    /// connection already back in the pool.
+    pub slot: Slot,
+}
+
+impl Upstream {
+    pub fn new(conn: Conn, pools: Pools, slot: Slot) -> Self {
+        Self {
+            conn: Some(conn),
+            pools,
+            slot,
+        }
+    }
+
+    pub fn conn_mut(&mut self) -> Option<&mut Conn> {
+        self.conn.as_mut()
+    }
+
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// After a complete exchange: an HTTP/1.1 connection goes back to the pool (which
+    /// closes it if it is dead or worn out, and so do we if its server left).
+    pub fn release(mut self) {
+        if let Some(Conn::H1(pooled)) = self.conn.take() {
+            if self.slot.server.available() {
+                self.pools.h1.checkin(pooled);
+            }
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(Conn::H1(pooled)) = &self.conn {
+            pooled.conn.abandon();
+        }
+    }
+}
+
+/// Shared connection state of the data path.
+#[derive(Clone, Default)]
+pub struct Pools {
+    pub h1: Pool<H1>,
+    pub h2: H2Pool,
+}
+
+impl Pools {
+    /// Closes the idle connections of a server that went down or left DNS.
+    pub fn forget(&self, server: &Server) {
+        self.h1.clear_key(&server.key);
+        self.h2.remove(&server.key);
+    }
+}
+
+fn wants_h2(backend: &Backend, server: &Server) -> bool {
+    match backend.settings.protocol {
+        Protocol::Http1 => false,
+        // A TLS server that did not take ALPN `h2` gets HTTP/1.1 from then on.
+        Protocol::Http2 => server.proto.load(Ordering::Relaxed) != PROTO_H1,
+        Protocol::Auto => backend.settings.tls && server.proto.load(Ordering::Relaxed) != PROTO_H1,
+    }
+}
+
+/// A connection for one request to `server`: pooled or new. `fresh` skips the
+/// HTTP/1.1 pool (after a pooled connection turned out dead). Returns whether it was reused.
+pub async fn acquire(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Arc<Backend>,
+    server: &Arc<Server>,
+    fresh: bool,
+) -> Result<(Conn, bool), ProxyError> {
+    for round in 0..H2_OPEN_ROUNDS {
+        if !wants_h2(backend, server) {
+            break;
+        }
+        if let Some(s) = pools.h2.checkout(backend, server) {
+            return Ok((Conn::H2(s), round == 0));
+        }
+        // One open at a time per server, shared by everyone who needs it: a burst
+        // shares the first connection, and when that open fails they all fail at once
+        // (one connect timeout in total, not one per waiting request).
+        opened(pools, metrics, backend, server).await?;
+    }
+    if !fresh {
+        while let Some(mut pooled) = pools.h1.checkout(&server.key) {
+            // One returned right after its previous response ended may not be ready
+            // yet: its I/O task is about to mark it ready (or closed). Wait for that,
+            // briefly: one that takes longer is broken, and a new connection beats a stall.
+            let ready = pooled.conn.tx.is_ready()
+                || matches!(
+                    tokio::time::timeout(READY_WAIT, poll_fn(|cx| pooled.conn.tx.poll_ready(cx)))
+                        .await,
+                    Ok(Ok(()))
+                );
+            if ready {
+                pooled.set_idle_gauge(&backend.metrics.idle);
+                return Ok((Conn::H1(pooled), true));
+            }
+        }
+    }
+    // (Under `auto`, a race with the first negotiation can still bring h2 here.)
+    new_conn(pools, metrics, backend, server).await
+}
+
+/// Waits for the connection `server` is opening (starting the open if none is), so
+/// every request that needs one waits for the same connect.
+async fn opened(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Arc<Backend>,
+    server: &Arc<Server>,
+) -> Result<(), ProxyError> {
+    let opening = {
+        let mut slot = server.h2_opening.lock();
+        match &*slot {
+            // A finished one left behind (its last waiter was cancelled) is stale.
+            Some(f) if f.peek().is_none() => f.clone(),
+            _ => {
+                let (pools, metrics) = (pools.clone(), metrics.clone());
+                let (backend, server) = (backend.clone(), server.clone());
+                let f: SharedOpen = async move {
+                    open_into_pool(&pools, &metrics, &backend, &server)
+                        .await
+                        .map(|_| ())
+                }
+                .boxed()
+                .shared();
+                *slot = Some(f.clone());
+                f
+            }
+        }
+    };
+    let result = opening.clone().await;
+    let mut slot = server.h2_opening.lock();
+    if slot.as_ref().is_some_and(|f| f.ptr_eq(&opening)) {
+        *slot = None;
+    }
+    result
+}
+
+/// Opens a connection and speaks what was negotiated: an HTTP/2 one joins the h2
+/// pool and yields a stream on it; an HTTP/1.1 one is returned for this request.
+async fn new_conn(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Backend,
+    server: &Server,
+) -> Result<(Conn, bool), ProxyError> {
+    match open_registered(pools, metrics, backend, server).await? {
+        Some(h1) => Ok((Conn::H1(h1), false)),
+        None => pools
+            .h2
+            .checkout(backend, server)
+            .map(|s| (Conn::H2(s), false))
+            .ok_or_else(|| {
+                ProxyError::new(
+                    Cause::UpstreamClosed,
+                    format!(
+                        "new HTTP/2 connection to {} closed at once",
+                        server.label.as_str()
+                    ),
+                )
+            }),
+    }
+}
+
+/// Opens a connection into the pool: HTTP/2 joins the h2 pool, HTTP/1.1 (a server
+/// that did not take `h2` in ALPN) goes idle into the HTTP/1.1 pool.
+async fn open_into_pool(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Backend,
+    server: &Server,
+) -> Result<(), ProxyError> {
+    if let Some(h1) = open_registered(pools, metrics, backend, server).await? {
+        pools.h1.checkin(h1);
+    }
+    Ok(())
+}
+
+/// Connects and handshakes. HTTP/2 (ALPN `h2` over TLS, or `protocol: http2` on plain
+/// TCP) goes into the h2 pool and gives `None`; HTTP/1.1 gives the new connection.
+/// Records what the server speaks, for `auto`.
+async fn open_registered(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Backend,
+    server: &Server,
+) -> Result<Option<Pooled<H1>>, ProxyError> {
+    let (stream, guard) = open::connect(metrics, backend, server).await?;
+    let h2 = if backend.settings.tls {
+        stream.alpn() == Some(b"h2")
+    } else {
+        backend.settings.protocol == Protocol::Http2
+    };
+    if h2 {
+        server.proto.store(PROTO_H2, Ordering::Relaxed);
+        let conn = open::handshake_h2(backend, server, stream, guard).await?;
+        pools.h2.insert(&server.key, conn);
+        return Ok(None);
+    }
+    if backend.settings.protocol != Protocol::Http1 {
+        server.proto.store(PROTO_H1, Ordering::Relaxed);
+    }
+    open::handshake_h1(backend, server, stream, guard)
+        .await
+        .map(Some)
+}
+
+/// Opens a connection for the warm pool: an idle HTTP/1.1 connection, or (for
+/// HTTP/2) one connection if the server has none.
+pub async fn warm(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Arc<Backend>,
+    server: &Arc<Server>,
+) -> Result<(), ProxyError> {
+    if wants_h2(backend, server) {
+        if pools.h2.count(&server.key) > 0 {
+            return Ok(());
+        }
+        return opened(pools, metrics, backend, server).await;
+    }
+    open_into_pool(pools, metrics, backend, server).await
+}
