@@ -1,7 +1,16 @@
-//! Human-readable durations (`250ms`, `30s`, `1h 30m`) for serde.
+//! Human-readable durations (`250ms`, `30s`, `1h 30m`) for serde, at most
+//! [`MAX_DURATION`].
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::{fmt, time::Duration};
+
+/// The longest duration a config may give. Timeouts and intervals are added to
+/// monotonic clock readings (`Instant + Duration` panics on overflow), so a value
+/// like `10000000000000000000s` passed parsing and then panicked on the first
+/// connection; a year is longer than any sensible timeout and far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// [`MAX_DURATION`] as users write it (humantime would print it in months).
+pub const MAX_DURATION_TEXT: &str = "365d";
 
 /// A duration written the way people write them: `500ms`, `30s`, `5m`, `1h`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,13 +46,17 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration with a unit, like 500ms, 30s, 5m or 1h")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<HumanDuration, E> {
-                humantime::parse_duration(s.trim())
-                    .map(HumanDuration)
-                    .map_err(|e| {
-                        E::custom(format!(
-                            "invalid duration {s:?} ({e}); write e.g. 500ms, 30s, 5m, 1h"
-                        ))
-                    })
+                let d = humantime::parse_duration(s.trim()).map_err(|e| {
+                    E::custom(format!(
+                        "invalid duration {s:?} ({e}); write e.g. 500ms, 30s, 5m, 1h"
+                    ))
+                })?;
+                if d > MAX_DURATION {
+                    return Err(E::custom(format!(
+                        "invalid duration {s:?}: at most {MAX_DURATION_TEXT}"
+                    )));
+                }
+                Ok(HumanDuration(d))
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<HumanDuration, E> {
                 if n == 0 {
@@ -67,5 +80,30 @@ impl<'de> Deserialize<'de> for HumanDuration {
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Duration, String> {
+        serde_yaml_ng::from_str::<HumanDuration>(s)
+            .map(HumanDuration::get)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_maximum_is_accepted_and_one_more_is_not() -> Result<(), String> {
+        assert_eq!(parse("365d")?, MAX_DURATION);
+        assert_eq!(parse("8760h")?, MAX_DURATION);
+        for too_long in ["365d 1ns", "366d", "1year", "10000000000000000000s"] {
+            let e = parse(too_long).err().unwrap_or_default();
+            assert!(
+                e.starts_with(&format!("invalid duration {too_long:?}: at most 365d")),
+                "{too_long}: {e}"
+            );
+        }
+        Ok(())
     }
 }

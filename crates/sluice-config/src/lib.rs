@@ -7,36 +7,54 @@
 
 mod duration;
 mod error;
+mod file;
+pub mod limits;
 mod model;
+mod nesting;
 mod validate;
 
 pub use error::ConfigError;
+pub use file::read_bounded;
 pub use model::*;
 
 use std::path::Path;
 
-/// Reads, parses and validates a config file.
+/// Reads, parses and validates a config file (a regular file of at most
+/// [`limits::MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.display().to_string(),
+    let origin = path.display().to_string();
+    let unreadable = |reason: String| ConfigError {
+        file: origin.clone(),
         field: String::new(),
-        reason: format!("cannot read file: {e}"),
+        reason: format!("cannot read file: {reason}"),
+    };
+    let bytes = read_bounded(path, limits::MAX_FILE_BYTES).map_err(unreadable)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        unreadable(format!(
+            "not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
     })?;
-    parse(&path.display().to_string(), &text)
+    parse(&origin, &text)
 }
 
 /// Parses and validates config text; `origin` names it in errors (usually the file path).
 pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
+    if let Some((line, column)) = nesting::too_deep(text, limits::MAX_FLOW_DEPTH) {
+        return Err(ConfigError {
+            file: origin.to_string(),
+            field: String::new(),
+            reason: format!(
+                "[ ] or {{ }} nested more than {} levels deep at line {line} column {column}",
+                limits::MAX_FLOW_DEPTH
+            ),
+        });
+    }
     let de = serde_yaml_ng::Deserializer::from_str(text);
     let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
-        let reason = e.into_inner().to_string();
-        // serde_yaml_ng already prefixes some messages with the path; say it once.
-        let reason = match reason.strip_prefix(&format!("{field}: ")) {
-            Some(rest) if !field.is_empty() => rest.to_string(),
-            _ => reason,
-        };
+        let reason = without_yaml_path(&field, &e.into_inner().to_string()).to_string();
         ConfigError {
             file: origin.to_string(),
             field,
@@ -50,3 +68,24 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
     })?;
     Ok(config)
 }
+
+/// serde_yaml_ng starts some messages with its own path, which is `field` or a parent
+/// of it (`listeners[0]: invalid bind address …` for `listeners[0].bind`); the error
+/// already names the field, so that prefix is dropped. The location it appends
+/// (`at line 2 column 8`) stays.
+fn without_yaml_path<'a>(field: &str, reason: &'a str) -> &'a str {
+    let Some((prefix, rest)) = reason.split_once(": ") else {
+        return reason;
+    };
+    let parent_of_field = field
+        .strip_prefix(prefix)
+        .is_some_and(|after| after.is_empty() || after.starts_with('.') || after.starts_with('['));
+    if !prefix.is_empty() && parent_of_field {
+        rest
+    } else {
+        reason
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,10 @@
 //! Semantic checks serde cannot express, and canonicalisation (lower-cased hosts,
 //! sorted routes) so that two files meaning the same thing compare equal.
 
+use crate::limits::{
+    MAX_CLIENT_CONNECTIONS, MAX_FILE_BYTES, MAX_KEEPALIVE_COUNT, MAX_KEEPALIVE_SECS,
+    MAX_MIN_IDLE_PER_SERVER, MAX_RESOLVER_ATTEMPTS, MAX_RETRY_ATTEMPTS, MAX_WORKERS,
+};
 use crate::model::{Config, ServerAddr};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +19,12 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
     if c.listeners.is_empty() {
         return err("listeners", "at least one listener is required");
     }
+    at_most("runtime.workers", c.runtime.workers, MAX_WORKERS)?;
+    at_most(
+        "limits.max_client_connections",
+        c.limits.max_client_connections,
+        MAX_CLIENT_CONNECTIONS,
+    )?;
     let mut names = HashSet::new();
     let mut binds = HashSet::new();
     for (i, l) in c.listeners.iter().enumerate() {
@@ -84,12 +94,12 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
                 );
             }
             if let Some(ca) = &tls.ca_file {
-                if let Err(e) = std::fs::metadata(ca) {
-                    return err(
+                check_ca_file(ca).or_else(|why| {
+                    err(
                         at("tls.ca_file"),
-                        format!("cannot read {}: {e}", ca.display()),
-                    );
-                }
+                        format!("cannot read {}: {why}", ca.display()),
+                    )
+                })?;
             }
         }
         if b.pool.max_idle_per_server == 0 {
@@ -116,6 +126,11 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if b.pool.max_concurrent_streams == 0 {
             return err(at("pool.max_concurrent_streams"), "must be at least 1");
         }
+        at_most(
+            &at("pool.min_idle_per_server"),
+            b.pool.min_idle_per_server,
+            MAX_MIN_IDLE_PER_SERVER,
+        )?;
         if b.pool.min_idle_per_server > b.pool.max_idle_per_server {
             return err(
                 at("pool.min_idle_per_server"),
@@ -128,17 +143,32 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if b.tcp.keepalive_count == 0 {
             return err(at("tcp.keepalive_count"), "must be at least 1");
         }
+        at_most(
+            &at("tcp.keepalive_count"),
+            b.tcp.keepalive_count,
+            MAX_KEEPALIVE_COUNT,
+        )?;
+        if !b.tcp.keepalive_idle.get().is_zero() {
+            keepalive_secs(
+                &at("tcp.keepalive_idle"),
+                b.tcp.keepalive_idle.get(),
+                "0s (off) or ",
+            )?;
+        }
+        keepalive_secs(
+            &at("tcp.keepalive_interval"),
+            b.tcp.keepalive_interval.get(),
+            "",
+        )?;
         positive(&at("dns.min_ttl"), b.dns.min_ttl.get())?;
         positive(&at("dns.retry_interval"), b.dns.retry_interval.get())?;
         if b.dns.max_ttl < b.dns.min_ttl {
             return err(at("dns.max_ttl"), "must not be less than dns.min_ttl");
         }
         if let Some(hc) = &b.health.check {
-            if !hc.path.starts_with('/') {
-                return err(
-                    at("health.check.path"),
-                    format!("{:?} must start with /", hc.path),
-                );
+            check_request_path(&hc.path).or_else(|why| err(at("health.check.path"), why))?;
+            if let Some(host) = &hc.host {
+                check_host_header(host).or_else(|why| err(at("health.check.host"), why))?;
             }
             positive(&at("health.check.interval"), hc.interval.get())?;
             positive(&at("health.check.timeout"), hc.timeout.get())?;
@@ -164,6 +194,11 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
                 );
             }
         }
+        at_most(
+            &at("retries.attempts"),
+            b.retries.attempts,
+            MAX_RETRY_ATTEMPTS,
+        )?;
         let ratio = b.retries.budget.ratio;
         if !(0.0..=1.0).contains(&ratio) {
             return err(
@@ -191,6 +226,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if r.attempts == 0 {
             return err("resolver.attempts", "must be at least 1");
         }
+        at_most("resolver.attempts", r.attempts, MAX_RESOLVER_ATTEMPTS)?;
     }
 
     let mut seen = HashSet::new();
@@ -240,6 +276,70 @@ fn is_any_port(b: &crate::BindAddr) -> bool {
 fn positive(field: &str, d: Duration) -> Result<(), Invalid> {
     if d.is_zero() {
         return err(field, "must be greater than zero");
+    }
+    Ok(())
+}
+
+fn at_most<N: PartialOrd + std::fmt::Display>(field: &str, n: N, max: N) -> Result<(), Invalid> {
+    if n > max {
+        return err(field, format!("{n} is more than the limit of {max}"));
+    }
+    Ok(())
+}
+
+/// TCP keepalive times are whole seconds in 1..=32767 for the kernel (EINVAL
+/// otherwise, on every connect). `allowed` names what else is accepted.
+fn keepalive_secs(field: &str, d: Duration, allowed: &str) -> Result<(), Invalid> {
+    if d < Duration::from_secs(1) || d.as_secs() > MAX_KEEPALIVE_SECS {
+        return err(
+            field,
+            format!(
+                "{} is out of range: must be {allowed}between 1s and {MAX_KEEPALIVE_SECS}s (the kernel's TCP keepalive limits)",
+                crate::Duration(d)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The CA bundle is read whole (at most [`MAX_FILE_BYTES`]); a device such as
+/// `/dev/zero` would never end.
+fn check_ca_file(path: &std::path::Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "larger than {} MiB (the limit)",
+            MAX_FILE_BYTES / (1024 * 1024)
+        ));
+    }
+    Ok(())
+}
+
+/// A health check sends `GET <path>`: it must be a valid request target, or every
+/// check fails and the servers stay down.
+fn check_request_path(path: &str) -> Result<(), String> {
+    let parsed = path.parse::<http::uri::PathAndQuery>();
+    if !path.starts_with('/') || parsed.is_err() || path.parse::<http::Uri>().is_err() {
+        return Err(format!(
+            "{path:?} is not a request path: it must start with / and contain no spaces or control characters (percent-encode them)"
+        ));
+    }
+    Ok(())
+}
+
+/// The health check's `Host` header: a valid header value naming a host (an optional
+/// `:port` is allowed, as in any Host header).
+fn check_host_header(h: &str) -> Result<(), String> {
+    let plausible = !h.is_empty()
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '[' | ']' | ':'));
+    if !plausible || http::HeaderValue::from_str(h).is_err() {
+        return Err(format!(
+            "{h:?} is not a valid host name (letters, digits, '-', '.', an optional :port)"
+        ));
     }
     Ok(())
 }
@@ -375,6 +475,36 @@ mod tests {
                 "IP",
             ),
             ("timeouts: {queue: 0s}", "backends[0].timeouts.queue", ""),
+            (
+                "health: {check: {path: '/a b'}}",
+                "backends[0].health.check.path",
+                "not a request path",
+            ),
+            (
+                "health: {check: {path: \"/a\\x01\"}}",
+                "backends[0].health.check.path",
+                "not a request path",
+            ),
+            (
+                "health: {check: {host: 'a b'}}",
+                "backends[0].health.check.host",
+                "not a valid host name",
+            ),
+            (
+                "health: {check: {host: \"a\\nb\"}}",
+                "backends[0].health.check.host",
+                "not a valid host name",
+            ),
+            (
+                "health: {check: {host: ''}}",
+                "backends[0].health.check.host",
+                "not a valid host name",
+            ),
+            (
+                "tls: {ca_file: /dev/zero}",
+                "backends[0].tls.ca_file",
+                "cannot read /dev/zero: not a regular file",
+            ),
         ];
         for (extra, field, why) in cases {
             let e = reject(&format!(
@@ -385,6 +515,17 @@ mod tests {
         }
         let e = reject("resolver: {nameservers: []}");
         assert_eq!(e.field, "resolver.nameservers");
+    }
+
+    #[test]
+    fn health_check_requests_that_can_be_sent_are_accepted() -> Result<(), crate::ConfigError> {
+        let c = parse(
+            "t.yaml",
+            &format!("{BASE}backends: [{{name: a, servers: ['x:1'], health: {{check: {{path: '/health?full=1&x=%20', host: 'api.example.com:8443'}}}}}}]"),
+        )?;
+        let hc = c.backends[0].health.check.as_ref().map(|h| h.path.as_str());
+        assert_eq!(hc, Some("/health?full=1&x=%20"));
+        Ok(())
     }
 
     #[test]
