@@ -51,14 +51,19 @@ fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
     Ok(ROOTS.get_or_init(|| Arc::new(store)).clone())
 }
 
+/// Reads a PEM bundle: a regular file of bounded size (read whole, then parsed), so
+/// `/dev/zero` or a huge file is an error rather than a hang that fills memory.
 fn file_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     let shown = path.display().to_string();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| TlsError::CaFile {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
+    let failed = |reason: String| TlsError::CaFile {
+        path: shown.clone(),
+        reason,
+    };
+    let pem =
+        sluice_config::read_bounded(path, sluice_config::limits::MAX_FILE_BYTES).map_err(failed)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| failed(e.to_string()))?;
     let mut store = RootCertStore::empty();
     let (added, _) = store.add_parsable_certificates(certs);
     if added == 0 {
@@ -149,5 +154,44 @@ impl ServerCertVerifier for NoVerify {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{file_roots, TlsError};
+    use std::path::Path;
+
+    fn reason(path: &Path) -> String {
+        match file_roots(path) {
+            Err(TlsError::CaFile { reason, .. }) => reason,
+            Err(e) => format!("other error: {e}"),
+            Ok(_) => "loaded".into(),
+        }
+    }
+
+    #[test]
+    fn a_ca_file_must_be_a_regular_file_of_bounded_size() -> std::io::Result<()> {
+        // Used to read /dev/zero forever, growing by ~800 MB/s.
+        assert_eq!(
+            reason(Path::new("/dev/zero")),
+            "not a regular file (a character device)"
+        );
+        assert_eq!(reason(Path::new("/")), "not a regular file (a directory)");
+
+        let dir = std::env::temp_dir().join(format!("sluice-net-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let big = dir.join("big.pem");
+        let limit = sluice_config::limits::MAX_FILE_BYTES;
+        std::fs::write(&big, vec![b'\n'; limit as usize + 1])?;
+        assert_eq!(reason(&big), "larger than 16 MiB (the limit)");
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n")?;
+        assert!(matches!(
+            file_roots(&garbage),
+            Err(TlsError::EmptyCaFile(_))
+        ));
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }
