@@ -11,8 +11,10 @@ use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfig, NameServerConfigGroup, ResolverConfig, ResolverOpts,
 };
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::TokioResolver;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::{ResolveError, ResolveErrorKind, TokioResolver};
 use sluice_net::Endpoint;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -60,7 +62,7 @@ impl Resolver {
             .inner
             .lookup_ip(host)
             .await
-            .map_err(|e| format!("{host}: {e}"))?;
+            .map_err(|e| format!("{host}: {}", failure(&e)))?;
         let ttl = found
             .as_lookup()
             .records()
@@ -72,9 +74,35 @@ impl Resolver {
         ips.sort_unstable();
         ips.dedup();
         if ips.is_empty() {
-            return Err(format!("{host}: no addresses"));
+            return Err(format!("{host}: no address records"));
         }
         Ok((ips, Duration::from_secs(u64::from(ttl))))
+    }
+}
+
+/// Why a lookup failed, in one line for the log and the 502 body: hickory's own
+/// message for a missing name is a debug dump of the query (`no records found for
+/// Query { name: Name("example.com.") … }`).
+fn failure(e: &ResolveError) -> String {
+    let ResolveErrorKind::Proto(proto) = e.kind() else {
+        return format!("DNS lookup failed: {e}");
+    };
+    match proto.kind() {
+        ProtoErrorKind::NoRecordsFound { response_code, .. } => match *response_code {
+            ResponseCode::NXDomain => "no such host (NXDOMAIN)".into(),
+            // The name exists but has no A or AAAA record (NODATA).
+            ResponseCode::NoError => "no address records".into(),
+            ResponseCode::ServFail => "the name server failed (SERVFAIL)".into(),
+            ResponseCode::Refused => "the name server refused the query (REFUSED)".into(),
+            code => format!(
+                "the name server answered {code} (rcode {})",
+                u16::from(code)
+            ),
+        },
+        ProtoErrorKind::Timeout => "DNS query timed out".into(),
+        ProtoErrorKind::Io(io) => format!("cannot reach the name server: {io}"),
+        ProtoErrorKind::NoConnections => "cannot reach the name server".into(),
+        other => format!("DNS lookup failed: {other}"),
     }
 }
 
@@ -142,6 +170,58 @@ fn apply(
                 tracing::warn!(backend = %backend.name.as_str(), host, error = %e, "DNS lookup failed; keeping the last good addresses");
             }
             dns.retry_interval.get()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure;
+    use hickory_resolver::proto::op::{Query, ResponseCode};
+    use hickory_resolver::proto::{ProtoError, ProtoErrorKind};
+    use hickory_resolver::ResolveError;
+
+    fn no_records(response_code: ResponseCode) -> ResolveError {
+        ProtoError::from(ProtoErrorKind::NoRecordsFound {
+            query: Box::new(Query::default()),
+            soa: None,
+            ns: None,
+            negative_ttl: None,
+            response_code,
+            trusted: true,
+            authorities: None,
+        })
+        .into()
+    }
+
+    #[test]
+    fn lookup_failures_read_as_one_human_line() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cases = [
+            (
+                no_records(ResponseCode::NXDomain),
+                "no such host (NXDOMAIN)",
+            ),
+            (no_records(ResponseCode::NoError), "no address records"),
+            (
+                no_records(ResponseCode::ServFail),
+                "the name server failed (SERVFAIL)",
+            ),
+            (
+                no_records(ResponseCode::NotImp),
+                "the name server answered Not Implemented (rcode 4)",
+            ),
+            (
+                ProtoError::from(ProtoErrorKind::Timeout).into(),
+                "DNS query timed out",
+            ),
+            (
+                ResolveError::from(io),
+                "cannot reach the name server: connection refused",
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(failure(&e), expected, "{e}");
         }
     }
 }

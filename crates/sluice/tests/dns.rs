@@ -1,6 +1,7 @@
 //! Runtime DNS against a real DNS server on loopback (hickory, port 0): every A record
 //! is a server, a changed answer moves traffic without errors, a failing resolver
-//! keeps the last good addresses, and a name that never resolved is 502 dns_failed.
+//! keeps the last good addresses, and a name that never resolved is 502 dns_failed
+//! (each failure explained in one human line).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -114,6 +115,10 @@ async fn a_failing_resolver_keeps_the_last_good_addresses() {
         .wait_for_stderr(|l| l.contains("DNS lookup failed; keeping the last good addresses"))
         .await;
     assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("app.test: the name server failed (SERVFAIL)"),
+        "the reason in one human line: {line}"
+    );
 }
 
 #[tokio::test]
@@ -125,4 +130,11 @@ async fn a_name_that_never_resolved_is_502_dns_failed() {
     assert_eq!(r.status, 502);
     assert_eq!(r.header("sluice-error"), Some("dns_failed"));
     assert!(r.text().contains("app.test"), "{}", r.text());
+    // The lookup error as a person reads it, not hickory's debug dump of the query.
+    assert!(
+        r.text().contains("app.test: no such host (NXDOMAIN)"),
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains("Query {"), "{}", r.text());
 }
