@@ -4,6 +4,8 @@
 //! * [`Origin`]: an in-process HTTP/1.1 or HTTP/2 origin (TCP, TLS or Unix socket) that
 //!   counts connections and requests and echoes what it received; it can be made
 //!   unhealthy, stopped and resumed on the same address, and bound to any loopback IP.
+//! * [`RawConn`]: a client connection written and read by hand, that tells a clean
+//!   close from a reset.
 //! * [`FaultOrigin`]: a raw-TCP origin that misbehaves on purpose (never answers, stalls
 //!   mid-body, resets, never reads) and counts how each connection ended.
 //! * [`TestDns`]: a DNS server (UDP and TCP) whose answers a test changes at runtime.
@@ -53,6 +55,7 @@ pub mod fault;
 mod logs;
 pub mod origin;
 mod process;
+pub mod raw;
 mod wait;
 
 #[cfg(test)]
@@ -66,6 +69,7 @@ pub use client::{
 pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
 pub use origin::{Origin, OriginBuilder, OriginStats};
+pub use raw::{Ending, RawConn};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use wait::DEFAULT_WAIT;
 
