@@ -9,7 +9,8 @@
 use sluice_testkit::{get, scratch_dir, Origin, Sluice, TestDns};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -340,6 +341,11 @@ backends:
     assert_eq!(origin.requests(), 1);
     // The first check runs at once; the next one is a year away.
     origin.wait_until(|s| s.health_checks >= 1).await;
+    let passed = format!(
+        r#"sluice_health_checks_total{{backend="app",server="{}",result="pass"}}"#,
+        origin.addr()
+    );
+    sluice.wait_for_metric(&passed, |v| v >= 1.0).await;
     // Warm pool: two idle connections (each with the maximal keepalive options).
     sluice
         .wait_for_metric(r#"sluice_upstream_idle_connections{backend="app"}"#, |v| {
