@@ -115,7 +115,7 @@ async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
             ctx.timeouts.request_header
         ),
     );
-    tracing::debug!(listener = %ctx.listener.as_str(), cause = e.cause.as_str(), "request head timed out");
+    tracing::info!(listener = %ctx.listener.as_str(), cause = e.cause.as_str(), detail = %e.detail, "request head timed out; answered 408");
     let body = e.body_text();
     let status = e.cause.status();
     let head = format!(

@@ -69,8 +69,8 @@ pub use client::{
 pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
 pub use origin::{Origin, OriginBuilder, OriginStats};
-pub use raw::{Ending, RawConn};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
+pub use raw::{Ending, RawConn};
 pub use wait::DEFAULT_WAIT;
 
 /// Re-exported so tests need no direct dependency to build requests and bodies.

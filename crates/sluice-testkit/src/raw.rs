@@ -52,7 +52,7 @@ impl RawConn {
     /// Panics if the connection ends first or [`RAW_WAIT`] runs out.
     pub async fn read_until(&mut self, needle: &str) -> String {
         let reading = async {
-            let mut buf = [0u8; 16 * 1024];
+            let mut buf = vec![0u8; 16 * 1024];
             while !self.text().contains(needle) {
                 match self.stream.read(&mut buf).await {
                     Ok(0) => panic!("closed before {needle:?}; got {:?}", self.text()),
@@ -71,7 +71,7 @@ impl RawConn {
     /// everything received and how it ended.
     pub async fn read_to_end(&mut self, within: Duration) -> (String, Ending) {
         let reading = async {
-            let mut buf = [0u8; 16 * 1024];
+            let mut buf = vec![0u8; 16 * 1024];
             loop {
                 match self.stream.read(&mut buf).await {
                     Ok(0) => return Ending::Eof,

@@ -30,14 +30,17 @@ async fn clients_leaving_a_stalled_body_free_their_connections_and_slots() {
     let addr = sluice.listener_addr("egress");
     for _ in 0..2 {
         let mut c = RawConn::connect(addr).await;
-        c.send(b"GET /stall HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+        c.send(b"GET /stall HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .await;
         c.read_until("\r\n\r\n").await;
         drop(c);
     }
     // Both upstream connections are closed by sluice, and a third request gets a slot.
     origin.wait_until(|s| s.closed == 2).await;
     let mut third = RawConn::connect(addr).await;
-    third.send(b"GET /third HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    third
+        .send(b"GET /third HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
     origin.wait_until(|s| s.heads == 3).await;
     let log = sluice.wait_for_access_log(2).await;
     for entry in &log[..2] {
@@ -59,7 +62,8 @@ async fn a_response_body_that_stops_moving_times_out_and_resets_the_client() {
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let mut c = RawConn::connect(sluice.listener_addr("egress")).await;
-    c.send(b"GET /stall HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    c.send(b"GET /stall HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
     let (answer, ending) = c.read_to_end(Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert_eq!(ending, Ending::Reset, "got {answer:?}");
@@ -73,7 +77,8 @@ async fn a_response_body_that_stops_moving_times_out_and_resets_the_client() {
     assert_eq!(entry["complete"], false);
     // The only slot is free again.
     let mut next = RawConn::connect(sluice.listener_addr("egress")).await;
-    next.send(b"GET /next HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    next.send(b"GET /next HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
     origin.wait_until(|s| s.heads == 2).await;
 }
 
@@ -117,7 +122,8 @@ async fn a_timed_out_upload_releases_both_connections() {
     let (mut read, mut write) = conn.into_stream().into_split();
     const LEN: usize = 64 << 20;
     let writer = tokio::spawn(async move {
-        let head = format!("POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: {LEN}\r\n\r\n");
+        let head =
+            format!("POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: {LEN}\r\n\r\n");
         write.write_all(head.as_bytes()).await?;
         let chunk = vec![b'x'; 64 * 1024];
         for _ in 0..LEN / chunk.len() {
@@ -131,14 +137,19 @@ async fn a_timed_out_upload_releases_both_connections() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 504"), "{text:?}");
     assert!(text.contains("sluice-error: response_timeout"), "{text}");
-    assert!(ended.is_ok(), "the client connection stayed open after the 504");
+    assert!(
+        ended.is_ok(),
+        "the client connection stayed open after the 504"
+    );
     // The upload cannot complete: sluice stopped taking it.
     let upload = tokio::time::timeout(Duration::from_secs(10), writer).await;
     assert!(
         matches!(upload, Ok(Ok(Err(_)))),
         "the client's upload should fail once sluice closed its connection"
     );
-    origin.wait_until(|s| s.resets_seen == 1 && s.open == 0).await;
+    origin
+        .wait_until(|s| s.resets_seen == 1 && s.open == 0)
+        .await;
 }
 
 /// Item 7: over TLS, HTTP/2 requests carry `:scheme: https` and `:authority` from the
@@ -158,9 +169,15 @@ async fn http2_requests_carry_https_scheme_and_authority() {
     let r = get(sluice.listener_addr("egress"), "app.test:8443", "/path?q=1").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-origin-version"), Some("HTTP/2.0"));
-    assert_eq!(r.header("x-origin-uri"), Some("https://app.test:8443/path?q=1"));
+    assert_eq!(
+        r.header("x-origin-uri"),
+        Some("https://app.test:8443/path?q=1")
+    );
     assert_eq!(r.header("x-origin-host"), Some("app.test:8443"));
-    assert!(!r.origin_saw("host"), "the authority goes in :authority only");
+    assert!(
+        !r.origin_saw("host"),
+        "the authority goes in :authority only"
+    );
 }
 
 /// The wait for a shared HTTP/2 connection being opened is bounded by one connect
@@ -191,6 +208,13 @@ async fn requests_waiting_for_an_h2_connection_share_one_connect_timeout() {
     }
     let slowest = results.iter().map(|(_, t)| *t).max().unwrap();
     // One shared open: ~1 s for all. One open each would take ~6 s for the last.
-    assert!(slowest < Duration::from_millis(2500), "slowest waited {slowest:?}");
-    assert_eq!(blackhole.stats().accepted, 1, "one connection attempt for all six");
+    assert!(
+        slowest < Duration::from_millis(2500),
+        "slowest waited {slowest:?}"
+    );
+    assert_eq!(
+        blackhole.stats().accepted,
+        1,
+        "one connection attempt for all six"
+    );
 }

@@ -37,7 +37,10 @@ async fn a_malformed_request_body_is_400_and_never_ejects_the_server() {
     for _ in 0..6 {
         let (answer, _) = exchange(&sluice, bad).await;
         assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-        assert!(answer.contains("sluice-error: bad_request_body"), "{answer}");
+        assert!(
+            answer.contains("sluice-error: bad_request_body"),
+            "{answer}"
+        );
     }
     let ok = get(sluice.listener_addr("egress"), "app.test", "/after").await;
     assert_eq!(ok.status, 200, "the server must still take requests");
@@ -107,7 +110,10 @@ async fn credentials_in_the_target_are_400_and_never_echoed_or_logged() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-    assert!(answer.contains("sluice-error: credentials_in_uri"), "{answer}");
+    assert!(
+        answer.contains("sluice-error: credentials_in_uri"),
+        "{answer}"
+    );
     assert!(!answer.contains("hunter2"), "{answer}");
     let (answer, _) = exchange(
         &sluice,
@@ -119,7 +125,10 @@ async fn credentials_in_the_target_are_400_and_never_echoed_or_logged() {
     assert_eq!(origin.requests(), 0);
     sluice.wait_for_access_log(2).await;
     let logs = format!("{:?}{:?}", sluice.stdout_lines(), sluice.stderr_lines());
-    assert!(!logs.contains("hunter2"), "credentials leaked into the logs");
+    assert!(
+        !logs.contains("hunter2"),
+        "credentials leaked into the logs"
+    );
 }
 
 /// Item 8: `CONNECT` and `OPTIONS *` are not forwarded as something else: 501
@@ -160,7 +169,10 @@ async fn connect_options_star_and_other_schemes_are_refused_clearly() {
             "{}: {answer:?}",
             String::from_utf8_lossy(request)
         );
-        assert!(answer.contains(&format!("sluice-error: {cause}")), "{answer}");
+        assert!(
+            answer.contains(&format!("sluice-error: {cause}")),
+            "{answer}"
+        );
     }
     assert_eq!(origin.requests(), 0);
 }
@@ -182,7 +194,10 @@ async fn a_slow_request_head_gets_408_and_idle_connections_close_silently() {
     slow.send(b"GET / HTTP/1.1\r\nHost: app.te").await;
     let (answer, ending) = slow.read_to_end(Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    assert!(answer.contains("sluice-error: request_header_timeout"), "{answer}");
+    assert!(
+        answer.contains("sluice-error: request_header_timeout"),
+        "{answer}"
+    );
     assert_eq!(ending, Ending::Eof);
 
     let mut silent = RawConn::connect(addr).await;
@@ -199,11 +214,16 @@ async fn a_slow_request_head_gets_408_and_idle_connections_close_silently() {
 
     // A later request on a kept-alive connection gets the header timeout from its first byte.
     let mut later = RawConn::connect(addr).await;
-    later.send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    later
+        .send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
     later.read_until("hello from origin").await;
     later.send(b"GET /second HTTP/1.1\r\n").await;
     let (answer, _) = later.read_to_end(Duration::from_secs(5)).await;
-    assert!(answer.ends_with("\n") && answer.contains("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        answer.ends_with("\n") && answer.contains("HTTP/1.1 408"),
+        "{answer:?}"
+    );
 
     sluice
         .wait_for_metric(&client_errors("request_header_timeout"), |v| v == 2.0)
@@ -229,7 +249,10 @@ async fn a_stalled_request_body_gets_408_and_is_not_held_against_the_server() {
         .await;
     let (answer, _) = conn.read_to_end(Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    assert!(answer.contains("sluice-error: request_body_timeout"), "{answer}");
+    assert!(
+        answer.contains("sluice-error: request_body_timeout"),
+        "{answer}"
+    );
     let ok = get(sluice.listener_addr("egress"), "app.test", "/").await;
     assert_eq!(ok.status, 200, "not ejected");
     let metrics = sluice.metrics().await;
@@ -237,7 +260,10 @@ async fn a_stalled_request_body_gets_408_and_is_not_held_against_the_server() {
         metrics.contains(&format!("{} 1", client_errors("request_body_timeout"))),
         "{metrics}"
     );
-    assert!(!metrics.contains("sluice_upstream_errors_total{"), "{metrics}");
+    assert!(
+        !metrics.contains("sluice_upstream_errors_total{"),
+        "{metrics}"
+    );
 }
 
 /// A client that leaves while its request waits for a stalled origin releases
@@ -255,10 +281,14 @@ async fn a_client_that_leaves_frees_its_slot_for_the_next_request_at_once() {
     let addr = sluice.listener_addr("egress");
 
     let mut first = RawConn::connect(addr).await;
-    first.send(b"GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    first
+        .send(b"GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
     origin.wait_until(|s| s.heads == 1).await;
     let mut second = RawConn::connect(addr).await;
-    second.send(b"GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    second
+        .send(b"GET /second HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
     sluice
         .wait_for_metric(r#"sluice_backend_queue_depth{backend="app"}"#, |v| v == 1.0)
         .await;
