@@ -21,8 +21,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::HttpService;
 use hyper_util::rt::TokioIo;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
@@ -44,6 +46,13 @@ pub struct ConnContext {
     pub _drain: mpsc::Sender<()>,
 }
 
+/// How a connection's driver stopped.
+enum Outcome {
+    Ended(Result<(), hyper::Error>),
+    /// The header or keep-alive timer expired while no request was in flight.
+    Idle,
+}
+
 /// Runs one connection to its end.
 pub async fn drive<S>(
     builder: &http1::Builder,
@@ -58,50 +67,79 @@ pub async fn drive<S>(
 {
     let t = ctx.timeouts;
     let mut conn = builder.serve_connection(TokioIo::new(io), service);
-    let sleep = tokio::time::sleep(t.request_header);
-    tokio::pin!(sleep);
-    let mut armed = true;
-    let mut stopping = *stop.borrow();
+    let mut stopping = *stop.borrow_and_update();
     if stopping {
         Pin::new(&mut conn).graceful_shutdown();
     }
-    loop {
-        tokio::select! {
-            biased;
-            ended = &mut conn => {
-                if let Err(e) = ended {
-                    note_conn_error(&ctx, &e);
-                }
-                return;
-            }
-            _ = stop.changed(), if !stopping => {
+    // The stop signal and the timer are polled only to register for a wake-up, and
+    // again when they may have fired (checked cheaply): re-polling them on every
+    // wake-up of the connection would take a lock and a timer-wheel visit each time.
+    let seen = stop.clone();
+    let stop_signal = stop.changed();
+    tokio::pin!(stop_signal);
+    let mut stop_registered = false;
+    // Armed from the accept: the first request head is due within request_header.
+    let sleep = tokio::time::sleep(t.request_header);
+    tokio::pin!(sleep);
+    let (mut armed, mut sleep_registered) = (true, false);
+    let outcome = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = Pin::new(&mut conn).poll(cx) {
+            return Poll::Ready(Outcome::Ended(r));
+        }
+        if !stopping {
+            let stop_now = if stop_registered {
+                seen.has_changed().unwrap_or(true)
+            } else {
+                stop_registered = true;
+                stop_signal.as_mut().poll(cx).is_ready()
+            };
+            if stop_now {
                 stopping = true;
                 Pin::new(&mut conn).graceful_shutdown();
-            }
-            () = state.changed.notified() => {
-                if state.busy() {
-                    continue;
-                }
-                // The first request keeps the deadline counted from the accept.
-                let first = state.completed() == 0;
-                let wait = if state.head_started() { t.request_header } else { t.keepalive };
-                if !(first && state.head_started()) {
-                    sleep.as_mut().reset(Instant::now() + wait);
-                }
-                armed = true;
-            }
-            () = &mut sleep, if armed => {
-                armed = false;
-                if state.busy() {
-                    continue;
-                }
-                if state.head_started() {
-                    let io = conn.into_parts().io.into_inner();
-                    request_header_timeout(io, &ctx).await;
-                }
-                return;
+                // hyper acts on it when polled next.
+                cx.waker().wake_by_ref();
             }
         }
+        if state.take_changed() && !state.busy() {
+            // The first request keeps the deadline counted from the accept.
+            let first = state.completed() == 0;
+            if state.head_started() {
+                if !first {
+                    sleep.as_mut().reset(Instant::now() + t.request_header);
+                }
+            } else {
+                sleep.as_mut().reset(Instant::now() + t.keepalive);
+            }
+            armed = true;
+            sleep_registered = false;
+        }
+        if armed && (!sleep_registered || sleep.is_elapsed()) {
+            sleep_registered = true;
+            if sleep.as_mut().poll(cx).is_ready() {
+                // Fired while a request was in flight: nothing to do until it ends.
+                armed = false;
+                if !state.busy() {
+                    return Poll::Ready(Outcome::Idle);
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    match outcome {
+        Outcome::Ended(Err(e)) if e.is_incomplete_message() && state.head_started() => {
+            // A request head arrived with the client's FIN, before hyper handed it over.
+            count(&ctx, Cause::ClientClosed);
+            tracing::info!(listener = %ctx.listener.as_str(), cause = Cause::ClientClosed.as_str(), "client closed its connection right after its request, which was not handled (listeners[].half_close: true serves such clients)");
+        }
+        Outcome::Ended(Err(e)) => note_conn_error(&ctx, &e),
+        Outcome::Ended(Ok(())) => {}
+        Outcome::Idle if state.head_started() => {
+            let io = conn.into_parts().io.into_inner();
+            request_header_timeout(io, &ctx).await;
+        }
+        // An idle keep-alive connection, or one that never sent a byte: just close.
+        Outcome::Idle => {}
     }
 }
 

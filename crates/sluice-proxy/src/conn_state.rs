@@ -1,9 +1,13 @@
 //! What the request path tells a client connection's driver, and what the driver's
 //! timers and the socket's close read back: whether a request is in flight, whether
 //! the next request head has begun, and whether the connection must end with a reset.
+//!
+//! Every change happens while the driver polls hyper's connection (the service, the
+//! bodies and the socket are all polled from inside it, in the same task), so the
+//! driver reads `changed` right after that poll: no waker, no extra task wake-up per
+//! request.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use tokio::sync::Notify;
 
 /// Shared by one client connection's driver, its socket wrapper and its requests.
 #[derive(Debug, Default)]
@@ -16,8 +20,8 @@ pub struct ConnState {
     completed: AtomicU64,
     /// Close with a TCP reset, so a truncated response cannot pass for a complete one.
     abort: AtomicBool,
-    /// Wakes the driver when it must re-arm its timer.
-    pub(crate) changed: Notify,
+    /// Something the driver's timer depends on changed since it last looked.
+    changed: AtomicBool,
 }
 
 impl ConnState {
@@ -32,13 +36,13 @@ impl ConnState {
         self.head_started.store(false, Relaxed);
         self.busy.store(false, Relaxed);
         self.completed.fetch_add(1, Relaxed);
-        self.changed.notify_one();
+        self.changed.store(true, Relaxed);
     }
 
     /// The socket read bytes; while idle they are the start of the next request head.
     pub(crate) fn note_read(&self) {
         if !self.busy.load(Relaxed) && !self.head_started.swap(true, Relaxed) {
-            self.changed.notify_one();
+            self.changed.store(true, Relaxed);
         }
     }
 
@@ -49,6 +53,11 @@ impl ConnState {
 
     pub(crate) fn aborted(&self) -> bool {
         self.abort.load(Relaxed)
+    }
+
+    /// Whether anything changed since the last call.
+    pub(crate) fn take_changed(&self) -> bool {
+        self.changed.load(Relaxed) && self.changed.swap(false, Relaxed)
     }
 
     pub(crate) fn busy(&self) -> bool {

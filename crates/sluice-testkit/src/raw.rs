@@ -89,6 +89,11 @@ impl RawConn {
         (self.text(), ending)
     }
 
+    /// Shuts down the sending side (a FIN), as `nc -N` does after its request.
+    pub async fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+
     /// Everything received so far (lossy UTF-8).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.received).into_owned()

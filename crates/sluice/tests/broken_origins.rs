@@ -207,9 +207,10 @@ async fn requests_waiting_for_an_h2_connection_share_one_connect_timeout() {
         assert_eq!(r.header("sluice-error"), Some("tls_handshake_timeout"));
     }
     let slowest = results.iter().map(|(_, t)| *t).max().unwrap();
-    // One shared open: ~1 s for all. One open each would take ~6 s for the last.
+    // One shared open: ~1 s for all. One open each took ~6 s for the last (the bound
+    // leaves room for a loaded CI machine).
     assert!(
-        slowest < Duration::from_millis(2500),
+        slowest < Duration::from_secs(4),
         "slowest waited {slowest:?}"
     );
     assert_eq!(

@@ -9,7 +9,7 @@ use sluice_testkit::{
     get, get_unix,
     http::{Method, Request},
     http_body_util::Empty,
-    raw, scratch_dir, send, Certs, Origin, Response, Sluice,
+    raw, scratch_dir, send, Certs, Origin, RawConn, Response, Sluice,
 };
 use std::{net::SocketAddr, time::Duration};
 use tokio::{
@@ -554,18 +554,19 @@ async fn by_default_a_client_that_shuts_down_its_sending_side_is_taken_as_gone()
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
 
-    let answer = raw(
-        sluice.listener_addr("egress"),
-        b"GET /half-closed HTTP/1.1\r\nHost: app.test\r\n\r\n",
-    )
-    .await;
-    assert_eq!(answer, "", "no answer for a client that left");
-    // The upstream exchange is cancelled at once, long before the 30 s the origin takes.
-    origin
-        .wait_until(|s| s.accepted == 1 && s.closed == 1 && s.in_flight == 0)
+    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
+    conn.send(b"GET /half-closed HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await;
+    origin.wait_until(|s| s.in_flight == 1).await;
+    conn.shutdown_write().await;
+    let (answer, _) = conn.read_to_end(Duration::from_secs(10)).await;
+    assert_eq!(answer, "", "no answer for a client that left");
     let entry = &sluice.wait_for_access_log(1).await[0]["fields"];
     assert_eq!(entry["status"], 499);
     assert_eq!(entry["cause"], "client_closed");
     assert_eq!(entry["complete"], false);
+    // The upstream exchange is cancelled at once, long before the 30 s the origin takes.
+    origin
+        .wait_until(|s| s.closed == 1 && s.in_flight == 0)
+        .await;
 }
