@@ -138,6 +138,10 @@ pub struct Listener {
     /// (or the connection is closed, if the response has started).
     #[serde(default = "default_request_body_idle_timeout")]
     pub request_body_idle_timeout: HumanDuration,
+    /// The longest a response write may wait for a client that does not read (reset
+    /// by progress); then the connection is reset.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: HumanDuration,
     /// `false` (default): a client that shuts down its sending side (FIN) while its
     /// request is in flight is taken as gone and the request is cancelled, like NGINX
     /// and Envoy do. `true`: it still gets its answer (`nc -N`, some HTTP/1.0 scripts);
@@ -671,6 +675,9 @@ fn default_request_header_timeout() -> HumanDuration {
     HumanDuration::secs(10)
 }
 fn default_request_body_idle_timeout() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_send_timeout() -> HumanDuration {
     HumanDuration::secs(60)
 }
 fn default_response_body_idle() -> HumanDuration {

@@ -52,6 +52,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
             &at("request_header_timeout"),
             l.request_header_timeout.get(),
         )?;
+        positive(&at("send_timeout"), l.send_timeout.get())?;
         positive(
             &at("request_body_idle_timeout"),
             l.request_body_idle_timeout.get(),

@@ -72,8 +72,8 @@ impl Completion {
     fn finish(&mut self, bytes: u64, complete: bool) {
         self.finished = true;
         if !complete && self.cause.is_none() {
-            // Nothing failed upstream, so the client stopped reading.
-            self.cause = Some(Cause::ClientClosed);
+            // Nothing failed upstream, so the client left or stopped reading.
+            self.cause = Some(self.conn.failure().unwrap_or(Cause::ClientClosed));
         }
         let elapsed = Instant::now().saturating_duration_since(self.start);
         self.counters.requests.get_or_create(&self.labels).inc();

@@ -3,6 +3,7 @@
 //! budget and metric handles.
 
 use crate::budget::RetryBudget;
+use crate::clock::now_ms;
 use crate::limit::Limiter;
 use crate::metrics::{BackendMetrics, Metrics, Name, ServerLabels};
 use parking_lot::{Mutex, RwLock};
@@ -14,14 +15,20 @@ use sluice_pool::{Policy, PoolKey};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// An open in progress that several requests wait for; each gets its outcome.
 pub type SharedOpen = futures_util::future::Shared<
     futures_util::future::BoxFuture<'static, Result<(), crate::error::ProxyError>>,
 >;
+
+/// The HTTP/2 open a server has in progress. Its task removes it when it ends, so a
+/// request that comes later starts afresh even if nobody waited for the outcome.
+pub struct H2Opening {
+    pub id: u64,
+    pub outcome: SharedOpen,
+}
 
 /// What a server was found to speak (for `protocol: auto`).
 pub const PROTO_UNKNOWN: u8 = 0;
@@ -48,7 +55,7 @@ pub struct Server {
     pub proto: AtomicU8,
     /// The HTTP/2 connection being opened, if any: every request that needs one waits
     /// for this open instead of starting its own.
-    pub h2_opening: Mutex<Option<SharedOpen>>,
+    pub h2_opening: Mutex<Option<H2Opening>>,
     /// A warm-pool top-up is running.
     pub warming: AtomicBool,
     /// Stable per-address value for rendezvous hashing.
@@ -73,18 +80,6 @@ pub struct HealthState {
     pub ejected_until_ms: AtomicU64,
     /// Ejections in a row (each doubles the next ejection time).
     pub ejections: AtomicU32,
-}
-
-/// A fixed point for timestamps stored in atomics.
-pub fn epoch() -> Instant {
-    static E: OnceLock<Instant> = OnceLock::new();
-    *E.get_or_init(Instant::now)
-}
-
-pub fn now_ms() -> u64 {
-    Instant::now()
-        .saturating_duration_since(epoch())
-        .as_millis() as u64
 }
 
 impl Server {

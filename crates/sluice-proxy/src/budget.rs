@@ -49,7 +49,7 @@ impl RetryBudget {
     }
 
     fn now() -> u64 {
-        crate::backend::now_ms() / 1000
+        crate::clock::now_ms() / 1000
     }
 
     /// Counts one request (not a retry).

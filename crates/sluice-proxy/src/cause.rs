@@ -32,6 +32,7 @@ pub enum Cause {
     BadRequestBody,
     RequestHeaderTimeout,
     RequestBodyTimeout,
+    SendTimeout,
     ClientClosed,
     QueueFull,
     QueueTimeout,
@@ -71,6 +72,7 @@ impl Cause {
             Self::BadRequestBody => "bad_request_body",
             Self::RequestHeaderTimeout => "request_header_timeout",
             Self::RequestBodyTimeout => "request_body_timeout",
+            Self::SendTimeout => "send_timeout",
             Self::ClientClosed => "client_closed",
             Self::QueueFull => "queue_full",
             Self::QueueTimeout => "queue_timeout",
@@ -107,6 +109,7 @@ impl Cause {
             | Self::BadRequestBody
             | Self::RequestHeaderTimeout
             | Self::RequestBodyTimeout
+            | Self::SendTimeout
             | Self::ClientClosed => Party::Client,
             // Out of local ports is this host's problem, not the server's: ejecting
             // healthy servers for it would only make things worse.
@@ -139,7 +142,7 @@ impl Cause {
             | Self::UnsupportedScheme
             | Self::BadRequestBody => 400,
             Self::NoRoute => 404,
-            Self::RequestHeaderTimeout | Self::RequestBodyTimeout => 408,
+            Self::RequestHeaderTimeout | Self::RequestBodyTimeout | Self::SendTimeout => 408,
             Self::ClientClosed => CLIENT_CLOSED,
             Self::MethodNotSupported => 501,
             Self::QueueFull | Self::QueueTimeout | Self::NoServer | Self::NoHealthyServer => 503,
@@ -170,18 +173,11 @@ impl Cause {
         matches!(self.party(), Party::Server)
     }
 
-    /// A connect-stage failure: nothing of the request was sent, so any method may be
-    /// retried; except a certificate that does not verify, which will not next time.
-    pub const fn retry_on_another_server(self) -> bool {
-        matches!(
-            self,
-            Self::ConnectRefused
-                | Self::ConnectFailed
-                | Self::ConnectTimeout
-                | Self::TlsHandshakeTimeout
-                | Self::TlsHandshakeFailed
-                | Self::ConnectAddrNotAvailable
-        )
+    /// After failing to get a connection nothing of the request was sent, so any
+    /// method may be retried on another server; except for a certificate that does
+    /// not verify, which will not verify next time either.
+    pub const fn retry_after_failed_open(self) -> bool {
+        !matches!(self, Self::TlsVerifyFailed) && !matches!(self.party(), Party::Client)
     }
 }
 

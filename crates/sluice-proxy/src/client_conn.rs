@@ -26,9 +26,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
+use tokio::task::coop::unconstrained;
 use tokio::time::Instant;
+
+/// How long, and how many bytes, a connection answered 408 is read from before it
+/// closes.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// The client-side timeouts of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +97,9 @@ pub async fn drive<S>(
                 seen.has_changed().unwrap_or(true)
             } else {
                 stop_registered = true;
-                stop_signal.as_mut().poll(cx).is_ready()
+                Pin::new(&mut unconstrained(stop_signal.as_mut()))
+                    .poll(cx)
+                    .is_ready()
             };
             if stop_now {
                 stopping = true;
@@ -115,10 +123,22 @@ pub async fn drive<S>(
         }
         if armed && (!sleep_registered || sleep.is_elapsed()) {
             sleep_registered = true;
-            if sleep.as_mut().poll(cx).is_ready() {
-                // Fired while a request was in flight: nothing to do until it ends.
-                armed = false;
-                if !state.busy() {
+            // Unconstrained: a poll that only hit the task's coop budget would return
+            // Pending without registering, and the timer would never wake us.
+            let fired = Pin::new(&mut unconstrained(sleep.as_mut()))
+                .poll(cx)
+                .is_ready();
+            if fired {
+                if state.write_blocked() {
+                    // A response is still being handed to a client that reads slowly:
+                    // not idle yet (send_timeout bounds that).
+                    sleep.as_mut().reset(Instant::now() + t.keepalive);
+                    sleep_registered = false;
+                    cx.waker().wake_by_ref();
+                } else if state.busy() {
+                    // Nothing to time until the request ends (a change re-arms it).
+                    armed = false;
+                } else {
                     return Poll::Ready(Outcome::Idle);
                 }
             }
@@ -165,13 +185,24 @@ async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
         body.len()
     );
     // The socket is idle, so this fits its send buffer at once; the bound only stops a
-    // client that reads nothing from holding the task.
-    let write = async {
+    // client that reads nothing from holding the task. Then a short lingering close:
+    // closing with the client's bytes unread would send a reset, which can destroy
+    // the 408 before the client reads it.
+    let answer = async {
         io.write_all(head.as_bytes()).await?;
         io.write_all(body.as_bytes()).await?;
-        io.flush().await
+        io.flush().await?;
+        let mut buf = vec![0u8; 4096];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match io.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    let _ = tokio::time::timeout(LINGER, answer).await;
 }
 
 fn count(ctx: &ConnContext, cause: Cause) {

@@ -1,23 +1,59 @@
 //! The client socket as hyper sees it: reads are reported to the connection's state
-//! (the start of a request head arms the header timeout), and an aborted connection
-//! is closed with a reset.
+//! (the start of a request head arms the header timeout), a write that waits longer
+//! than `send_timeout` for a client that does not read fails the connection, and an
+//! aborted connection is closed with a reset.
 
 use crate::conn_state::ConnState;
+use crate::idle::IdleTimer;
 use sluice_net::ClientStream;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub struct ClientIo {
     stream: ClientStream,
     state: Arc<ConnState>,
+    send: IdleTimer,
 }
 
 impl ClientIo {
-    pub fn new(stream: ClientStream, state: Arc<ConnState>) -> Self {
-        Self { stream, state }
+    pub fn new(stream: ClientStream, state: Arc<ConnState>, send_timeout: Duration) -> Self {
+        Self {
+            stream,
+            state,
+            send: IdleTimer::new(send_timeout),
+        }
+    }
+
+    /// Tracks a write: done (progress), or waiting for the client to read, which may
+    /// last at most `send_timeout`.
+    fn write_polled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.send.progress();
+            self.state.set_write_blocked(false);
+            return polled;
+        }
+        self.state.set_write_blocked(true);
+        match self.send.poll_expired(cx) {
+            Poll::Ready(()) => {
+                self.state.send_timeout();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the client read nothing for {:?} (send_timeout)",
+                        self.send.limit()
+                    ),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -43,7 +79,9 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.write_polled(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -51,7 +89,9 @@ impl AsyncWrite for ClientIo {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.write_polled(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -59,7 +99,9 @@ impl AsyncWrite for ClientIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        this.write_polled(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

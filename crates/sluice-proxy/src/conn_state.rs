@@ -20,6 +20,10 @@ pub struct ConnState {
     completed: AtomicU64,
     /// Close with a TCP reset, so a truncated response cannot pass for a complete one.
     abort: AtomicBool,
+    /// The last write to the client could not complete (it is not reading).
+    write_blocked: AtomicBool,
+    /// A write waited longer than `send_timeout`.
+    send_timed_out: AtomicBool,
     /// Something the driver's timer depends on changed since it last looked.
     changed: AtomicBool,
 }
@@ -49,6 +53,28 @@ impl ConnState {
     /// Makes the connection end with a reset instead of a FIN.
     pub fn abort(&self) {
         self.abort.store(true, Relaxed);
+    }
+
+    pub(crate) fn set_write_blocked(&self, blocked: bool) {
+        if self.write_blocked.load(Relaxed) != blocked {
+            self.write_blocked.store(blocked, Relaxed);
+        }
+    }
+
+    pub(crate) fn write_blocked(&self) -> bool {
+        self.write_blocked.load(Relaxed)
+    }
+
+    pub(crate) fn send_timeout(&self) {
+        self.send_timed_out.store(true, Relaxed);
+        self.abort();
+    }
+
+    /// Why a request on this connection ended early, if the connection knows.
+    pub fn failure(&self) -> Option<crate::cause::Cause> {
+        self.send_timed_out
+            .load(Relaxed)
+            .then_some(crate::cause::Cause::SendTimeout)
     }
 
     pub(crate) fn aborted(&self) -> bool {

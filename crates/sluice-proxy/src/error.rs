@@ -16,6 +16,9 @@ pub const ERROR_HEADER: &str = "sluice-error";
 pub struct ProxyError {
     pub cause: Cause,
     pub detail: String,
+    /// Already fed to passive health (a shared HTTP/2 open records its failure once,
+    /// not once per request that waited for it).
+    pub health_fed: bool,
 }
 
 /// Why the client's request body could not be forwarded. It travels inside hyper's
@@ -63,6 +66,7 @@ impl ProxyError {
         Self {
             cause,
             detail: detail.into(),
+            health_fed: false,
         }
     }
 
@@ -73,7 +77,7 @@ impl ProxyError {
     pub fn response_timeout(after: Duration) -> Self {
         Self::new(
             Cause::ResponseTimeout,
-            format!("no response head from upstream within {after:?}"),
+            format!("no response head from upstream within {after:?} of the request's last byte"),
         )
     }
 

@@ -3,13 +3,20 @@
 //! resets the count. Only failures the server caused are fed here (see
 //! [`crate::cause::Party`]): a client cannot get a healthy server ejected.
 
-use crate::backend::{now_ms, Backend, Server};
+use crate::backend::{Backend, Server};
+use crate::clock::now_ms;
 use crate::metrics::{Metrics, ServerLabels};
-use crate::upstream::Pools;
 use std::sync::atomic::Ordering;
 
-/// Records the outcome of one exchange with `server`.
-pub fn record(pools: &Pools, metrics: &Metrics, backend: &Backend, server: &Server, ok: bool) {
+/// Records the outcome of one exchange with `server`. `forget` closes the server's
+/// idle connections when it is ejected.
+pub fn record(
+    metrics: &Metrics,
+    backend: &Backend,
+    server: &Server,
+    ok: bool,
+    forget: impl FnOnce(),
+) {
     let Some(p) = &backend.settings.passive else {
         return;
     };
@@ -50,6 +57,6 @@ pub fn record(pools: &Pools, metrics: &Metrics, backend: &Backend, server: &Serv
             server: server.label.clone(),
         })
         .inc();
-    pools.forget(server);
+    forget();
     tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), failures, ejected_for = ?time, "server ejected after consecutive failures");
 }

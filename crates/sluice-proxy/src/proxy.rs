@@ -5,7 +5,7 @@
 
 use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
-use crate::body::{ReqBody, RespBody};
+use crate::body::{ReqBody, RespBody, Upload};
 use crate::cause::Party;
 use crate::conn_state::ConnState;
 use crate::error::ProxyError;
@@ -132,14 +132,15 @@ impl Proxy {
         );
 
         head::prepare_upstream_head(&mut parts, client.addr, &host);
-        let body = if body.is_end_stream() {
-            ReqBody::Empty
+        let (body, upload) = if body.is_end_stream() {
+            (ReqBody::Empty, None)
         } else {
-            ReqBody::from_client(body, client.body_idle)
+            let (body, upload) = ReqBody::from_client(body, client.body_idle);
+            (body, Some(upload))
         };
         let req = Request::from_parts(parts, body);
 
-        match self.forward(backend, req, hash).await {
+        match self.forward(backend, req, hash, upload.as_deref()).await {
             Ok((resp, up, reused)) => {
                 if let Some(l) = &mut done.log {
                     l.reused = reused;
@@ -150,7 +151,7 @@ impl Proxy {
                 rparts.headers.insert(X_REQUEST_ID.clone(), request_id);
                 done.labels.status = rparts.status.as_u16();
                 let idle = backend.settings.response_body_idle;
-                let mut body = RespBody::upstream(rbody, up, idle);
+                let mut body = RespBody::upstream(rbody, up, idle, upload);
                 body.on_complete(done);
                 Response::from_parts(rparts, body)
             }
@@ -173,6 +174,7 @@ impl Proxy {
         backend: &Arc<Backend>,
         mut req: Request<ReqBody>,
         hash: Option<u64>,
+        upload: Option<&Upload>,
     ) -> Result<(Response<Incoming>, Upstream, bool), ProxyError> {
         let settings = &backend.settings;
         let replayable = matches!(req.body(), ReqBody::Empty)
@@ -193,7 +195,7 @@ impl Proxy {
                     drop(slot);
                     // Nothing was sent: safe to retry for any method.
                     if attempts_left > 0
-                        && e.cause.retry_on_another_server()
+                        && e.cause.retry_after_failed_open()
                         && self.budgeted_retry(backend, &e)
                     {
                         attempts_left -= 1;
@@ -217,29 +219,36 @@ impl Proxy {
                 Some(Conn::H1(p)) => {
                     p.note_request();
                     head::to_h1_form(&mut req);
-                    tokio::time::timeout(timeout, p.conn.tx.try_send_request(req)).await
+                    response_head(p.conn.tx.try_send_request(req), timeout, upload).await
                 }
                 Some(Conn::H2(s)) => {
                     let mut tx = s.sender();
                     head::to_h2_form(&mut req, settings.tls);
-                    tokio::time::timeout(timeout, tx.try_send_request(req)).await
+                    response_head(tx.try_send_request(req), timeout, upload).await
                 }
                 None => return Err(ProxyError::upstream_gone()),
             };
             match sent {
-                Ok(Ok(resp)) => {
+                Some(Ok(resp)) => {
                     let failed = resp.status().is_server_error()
                         && settings.passive.as_ref().is_some_and(|p| p.on_5xx);
-                    passive::record(&self.pools, &self.metrics, backend, &server, !failed);
+                    passive::record(&self.metrics, backend, &server, !failed, || {
+                        self.pools.forget(&server)
+                    });
                     return Ok((resp, up, reused));
                 }
-                Err(_) => {
+                None => {
                     let e = ProxyError::response_timeout(timeout);
                     self.passive(backend, &server, &e);
                     return Err(e);
                 }
-                Ok(Err(mut e)) => {
-                    let err = ProxyError::exchange(e.error());
+                Some(Err(mut e)) => {
+                    // hyper's HTTP/2 client reports a failed request body as a reset
+                    // stream: the upload says whose fault it was.
+                    let err = match upload.and_then(Upload::failure) {
+                        Some(f) => ProxyError::new(f.cause(), f.to_string()),
+                        None => ProxyError::exchange(e.error()),
+                    };
                     if err.cause.party() == Party::Client {
                         // The client's body failed or it left: nothing to retry, and
                         // nothing against the server (the upstream exchange is dropped).
@@ -299,8 +308,10 @@ impl Proxy {
 
     /// A failure on `server`, fed to passive health if the server caused it.
     fn passive(&self, backend: &Backend, server: &Server, e: &ProxyError) {
-        if e.cause.counts_against_server() {
-            passive::record(&self.pools, &self.metrics, backend, server, false);
+        if e.cause.counts_against_server() && !e.health_fed {
+            passive::record(&self.metrics, backend, server, false, || {
+                self.pools.forget(server)
+            });
         }
     }
 
@@ -342,6 +353,41 @@ impl Proxy {
         let v = self.ids.next();
         parts.headers.insert(X_REQUEST_ID.clone(), v.clone());
         v
+    }
+}
+
+/// Waits for the response head: at most `timeout` after the request's last byte went
+/// upstream. While the upload waits on the client the clock does not run (the client's
+/// own idle timeout bounds those pauses), so a slow client is never taken for a slow
+/// server; an origin that stops taking the upload still times out.
+async fn response_head<F: std::future::Future>(
+    send: F,
+    timeout: Duration,
+    upload: Option<&Upload>,
+) -> Option<F::Output> {
+    let Some(upload) = upload else {
+        return tokio::time::timeout(timeout, send).await.ok();
+    };
+    tokio::pin!(send);
+    let sleep = tokio::time::sleep(timeout);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut send => return Some(out),
+            () = &mut sleep => {
+                let now = tokio::time::Instant::now();
+                let due = if upload.waiting_on_client() {
+                    now + timeout
+                } else {
+                    upload.last_progress() + timeout
+                };
+                if due <= now {
+                    return None;
+                }
+                sleep.as_mut().reset(due);
+            }
+        }
     }
 }
 

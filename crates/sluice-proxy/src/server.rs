@@ -20,6 +20,7 @@ pub struct ListenerSettings {
     pub keepalive_timeout: Duration,
     pub request_header_timeout: Duration,
     pub request_body_idle_timeout: Duration,
+    pub send_timeout: Duration,
     pub half_close: bool,
     /// `limits.max_client_connections`, shared by all listeners.
     pub client_limit: Option<Arc<Semaphore>>,
@@ -127,7 +128,7 @@ pub async fn serve(
             timeouts,
             _drain: drain_tx.clone(),
         };
-        let io = ClientIo::new(stream, state.clone());
+        let io = ClientIo::new(stream, state.clone(), settings.send_timeout);
         let (builder, stop, open) = (builder.clone(), stop.clone(), open.clone());
         open.inc();
         tokio::spawn(async move {

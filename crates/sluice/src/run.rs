@@ -116,6 +116,7 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
                 keepalive_timeout: l.keepalive_timeout.get(),
                 request_header_timeout: l.request_header_timeout.get(),
                 request_body_idle_timeout: l.request_body_idle_timeout.get(),
+                send_timeout: l.send_timeout.get(),
                 half_close: l.half_close,
                 client_limit: client_limit.clone(),
             },

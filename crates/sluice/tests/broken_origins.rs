@@ -219,3 +219,43 @@ async fn requests_waiting_for_an_h2_connection_share_one_connect_timeout() {
         "one connection attempt for all six"
     );
 }
+
+/// An HTTP/2 open whose every waiting request has gone still runs to its end in its
+/// own task, so the next request gets a fresh attempt, not the stale remains of a
+/// connect whose deadline has passed.
+#[tokio::test]
+async fn an_h2_open_abandoned_by_its_requests_does_not_poison_the_next_one() {
+    let certs = Certs::new(&["app.test"]);
+    let blackhole = FaultOrigin::start(Fault::NeverRead).await;
+    let yaml = app_config(
+        &[blackhole.server_spec()],
+        &format!(
+            "    protocol: http2\n    tls: {{sni: app.test, ca_file: \"{}\"}}\n    timeouts: {{connect: 500ms}}\n    retries: {{attempts: 0}}",
+            certs.ca_file().display()
+        ),
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let addr = sluice.listener_addr("egress");
+    let mut first = RawConn::connect(addr).await;
+    first
+        .send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    blackhole.wait_until(|s| s.accepted == 1).await;
+    drop(first);
+    // The abandoned open ends at its connect timeout and is counted.
+    sluice
+        .wait_for_metric(
+            r#"sluice_upstream_connect_errors_total{backend="app",errno="timeout"}"#,
+            |v| v == 1.0,
+        )
+        .await;
+    let started = Instant::now();
+    let r = get(addr, "app.test", "/").await;
+    assert_eq!(r.header("sluice-error"), Some("tls_handshake_timeout"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "a fresh connect waits its own timeout: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(blackhole.stats().accepted, 2, "a second connect was made");
+}

@@ -302,3 +302,117 @@ async fn a_client_that_leaves_frees_its_slot_for_the_next_request_at_once() {
     assert_eq!(entry["cause"], "client_closed");
     drop(second);
 }
+
+/// A client that stops reading its response cannot hold the upstream connection and
+/// its slot: once a write has waited `send_timeout`, the client connection is reset,
+/// the upstream exchange abandoned, and `send_timeout` counted for the client.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_send_timeout() {
+    let origin = Origin::start().await;
+    let yaml = app_config(
+        &[origin.server_spec()],
+        "    limits: {maxconn_per_server: 1}",
+    )
+    .replace(
+        r#"bind: "127.0.0.1:0"}]"#,
+        r#"bind: "127.0.0.1:0", send_timeout: 300ms}]"#,
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let mut stalled = RawConn::connect(sluice.listener_addr("egress")).await;
+    // 1 GiB: far more than the socket buffers between origin, sluice and the client.
+    stalled
+        .send(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    sluice
+        .wait_for_metric(&client_errors("send_timeout"), |v| v == 1.0)
+        .await;
+    origin
+        .wait_until(|s| s.closed == 1 && s.in_flight == 0)
+        .await;
+    let entry = &sluice.wait_for_access_log(1).await[0]["fields"];
+    assert_eq!(entry["cause"], "send_timeout");
+    assert_eq!(entry["complete"], false);
+    // The only slot is free for the next client.
+    let next = get(sluice.listener_addr("egress"), "app.test", "/next").await;
+    assert_eq!(next.status, 200);
+    drop(stalled);
+}
+
+/// The same client faults through an HTTP/2 upstream, whose hyper client reports a
+/// failed request body only as a reset stream: still 400, still not the server's fault.
+#[tokio::test]
+async fn a_malformed_request_body_is_the_clients_fault_over_http2_too() {
+    let origin = Origin::builder().http2().start().await;
+    let yaml = app_config(
+        &[origin.server_spec()],
+        "    protocol: http2\n    health: {passive: {consecutive_failures: 1, ejection_time: 60s}}",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let bad = b"POST /sink HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
+    for _ in 0..3 {
+        let (answer, _) = exchange(&sluice, bad).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        assert!(
+            answer.contains("sluice-error: bad_request_body"),
+            "{answer}"
+        );
+    }
+    let ok = get(sluice.listener_addr("egress"), "app.test", "/after").await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let metrics = sluice.metrics().await;
+    assert!(
+        !metrics.contains("sluice_upstream_errors_total{"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("sluice_server_ejections_total{"),
+        "{metrics}"
+    );
+}
+
+/// A client that uploads slowly (but never pauses for `request_body_idle_timeout`) for
+/// longer than `timeouts.response` is not taken for a slow server: the response timeout
+/// counts from the request's last byte.
+#[tokio::test]
+async fn a_slow_upload_is_not_a_response_timeout() {
+    let origin = Origin::start().await;
+    let yaml = app_config(
+        &[origin.server_spec()],
+        "    timeouts: {response: 400ms}\n    health: {passive: {consecutive_failures: 1}}",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
+    conn.send(b"POST /sink HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n")
+        .await;
+    // The workload is a slow client: ten bytes, 150 ms apart (1.5 s in all).
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        conn.send(b"x").await;
+    }
+    let answer = conn.read_until("\r\n\r\n10").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(!sluice
+        .metrics()
+        .await
+        .contains("sluice_upstream_errors_total{"));
+}
+
+/// A request that outlasts `request_header_timeout` (the timer fires while it is in
+/// flight) still leaves its connection to `keepalive_timeout` afterwards: closed
+/// silently once idle, neither kept open for ever nor answered 408.
+#[tokio::test]
+async fn after_a_long_request_an_idle_connection_still_closes_at_keepalive_timeout() {
+    let origin = Origin::start().await;
+    let yaml = app_config(&[origin.server_spec()], "").replace(
+        r#"bind: "127.0.0.1:0"}]"#,
+        r#"bind: "127.0.0.1:0", request_header_timeout: 200ms, keepalive_timeout: 300ms}]"#,
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
+    conn.send(b"GET /delay/700 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    conn.read_until("hello from origin").await;
+    let (rest, ending) = conn.read_to_end(Duration::from_secs(5)).await;
+    assert_eq!(ending, Ending::Eof, "still open: {rest:?}");
+    assert!(!rest.contains(" 408 "), "{rest}");
+}

@@ -2,9 +2,8 @@
 //! as it arrives and never accumulated. Each side's body has an idle timeout that only
 //! counts while it waits for its peer, never while the other side is not reading.
 
-mod idle;
 mod request;
 mod response;
 
-pub use request::ReqBody;
+pub use request::{ReqBody, Upload};
 pub use response::RespBody;

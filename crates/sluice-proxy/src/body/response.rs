@@ -4,10 +4,11 @@
 //! client takes a truncated body for a complete one, and the failure is recorded
 //! against the server.
 
-use super::idle::IdleTimer;
+use super::request::Upload;
 use crate::access::Completion;
 use crate::cause::Cause;
 use crate::error::{error_chain, ProxyError, ERROR_HEADER};
+use crate::idle::IdleTimer;
 use crate::passive;
 use crate::upstream::Upstream;
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,6 +42,9 @@ enum Kind {
         inner: Incoming,
         conn: Option<Upstream>,
         idle: IdleTimer,
+        /// The client's upload, if the request had a body: a failure of it, not the
+        /// origin, may be what cut the response short.
+        upload: Option<Arc<Upload>>,
     },
 }
 
@@ -62,12 +67,18 @@ impl RespBody {
 
     /// Streams the origin's `inner`; returns `conn` to its pool when `inner` ends
     /// cleanly. `idle`: the longest wait for the origin's next bytes.
-    pub fn upstream(inner: Incoming, conn: Upstream, idle: Duration) -> Self {
+    pub fn upstream(
+        inner: Incoming,
+        conn: Upstream,
+        idle: Duration,
+        upload: Option<Arc<Upload>>,
+    ) -> Self {
         Self {
             kind: Kind::Upstream {
                 inner,
                 conn: Some(conn),
                 idle: IdleTimer::new(idle),
+                upload,
             },
             bytes: 0,
             done: None,
@@ -75,9 +86,14 @@ impl RespBody {
     }
 
     /// sluice's own answer for `e`: its status, `sluice-error: <cause>`, a text body.
+    /// (`client_closed` is logged as 499, but a client that only half-closed mid-body
+    /// may still read: it gets a 400.)
     pub fn error_response(e: &ProxyError) -> Response<Self> {
         let mut resp = Response::new(Self::full(e.body_text()));
-        *resp.status_mut() = e.cause.status();
+        *resp.status_mut() = match e.cause {
+            Cause::ClientClosed => http::StatusCode::BAD_REQUEST,
+            c => c.status(),
+        };
         let h = resp.headers_mut();
         h.insert(ERROR_HEADER, HeaderValue::from_static(e.cause.as_str()));
         h.insert(
@@ -105,14 +121,21 @@ impl RespBody {
         }
     }
 
-    /// The origin's body failed: count it against the server, abandon the upstream
+    /// The origin's body failed: count it against the server (unless the client's own
+    /// upload failed first, which cuts the exchange too), abandon the upstream
     /// connection, and have the client connection reset.
-    fn fail(&mut self, cause: Cause, detail: &str) -> ResponseCut {
-        if let Kind::Upstream { conn, .. } = &mut self.kind {
+    fn fail(&mut self, mut cause: Cause, detail: &str) -> ResponseCut {
+        if let Kind::Upstream { conn, upload, .. } = &mut self.kind {
+            if let Some(f) = upload.as_deref().and_then(Upload::failure) {
+                cause = f.cause();
+                conn.take();
+            }
             if let Some(up) = conn.take() {
                 let (backend, server) = (&up.slot.backend, &up.slot.server);
                 tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), cause = cause.as_str(), detail, bytes_sent = self.bytes, "upstream response body failed; resetting the client connection");
-                passive::record(up.pools(), &backend.registry, backend, server, false);
+                passive::record(&backend.registry, backend, server, false, || {
+                    up.pools().forget(server)
+                });
             }
         }
         if let Some(done) = &mut self.done {

@@ -2,8 +2,9 @@
 //! connection under `max_concurrent_streams`; another connection is opened only when
 //! all are full.
 
-use crate::backend::{now_ms, Backend, Server};
+use crate::backend::{Backend, Server};
 use crate::body::ReqBody;
+use crate::clock::now_ms;
 use hyper::client::conn::http2;
 use parking_lot::Mutex;
 use prometheus_client::metrics::gauge::Gauge;

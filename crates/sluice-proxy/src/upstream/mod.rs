@@ -8,16 +8,17 @@ mod open;
 pub use h2::{H2Pool, H2Stream};
 pub use open::H1;
 
-use crate::backend::{Backend, Server, SharedOpen, PROTO_H1, PROTO_H2};
+use crate::backend::{Backend, H2Opening, Server, PROTO_H1, PROTO_H2};
 use crate::cause::Cause;
 use crate::error::ProxyError;
 use crate::limit::Slot;
 use crate::metrics::Metrics;
+use crate::passive;
 use futures_util::FutureExt;
 use sluice_config::Protocol;
 use sluice_pool::{Pool, Pooled};
 use std::future::poll_fn;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How long a just-returned connection may take to become ready for its next request.
@@ -146,7 +147,9 @@ pub async fn acquire(
 }
 
 /// Waits for the connection `server` is opening (starting the open if none is), so
-/// every request that needs one waits for the same connect.
+/// every request that needs one waits for the same connect. The open runs in a task of
+/// its own: it finishes (and records its failure against the server, once) even when
+/// every request that waited for it has gone.
 async fn opened(
     pools: &Pools,
     metrics: &Metrics,
@@ -156,29 +159,56 @@ async fn opened(
     let opening = {
         let mut slot = server.h2_opening.lock();
         match &*slot {
-            // A finished one left behind (its last waiter was cancelled) is stale.
-            Some(f) if f.peek().is_none() => f.clone(),
-            _ => {
-                let (pools, metrics) = (pools.clone(), metrics.clone());
-                let (backend, server) = (backend.clone(), server.clone());
-                let f: SharedOpen = async move {
-                    open_into_pool(&pools, &metrics, &backend, &server)
-                        .await
-                        .map(|_| ())
-                }
-                .boxed()
-                .shared();
-                *slot = Some(f.clone());
-                f
+            Some(o) => o.outcome.clone(),
+            None => {
+                let o = spawn_open(pools, metrics, backend, server);
+                let outcome = o.outcome.clone();
+                *slot = Some(o);
+                outcome
             }
         }
     };
-    let result = opening.clone().await;
-    let mut slot = server.h2_opening.lock();
-    if slot.as_ref().is_some_and(|f| f.ptr_eq(&opening)) {
-        *slot = None;
+    opening.await
+}
+
+/// Called with the server's `h2_opening` locked.
+fn spawn_open(
+    pools: &Pools,
+    metrics: &Metrics,
+    backend: &Arc<Backend>,
+    server: &Arc<Server>,
+) -> H2Opening {
+    static IDS: AtomicU64 = AtomicU64::new(0);
+    let id = IDS.fetch_add(1, Ordering::Relaxed);
+    let (pools, metrics) = (pools.clone(), metrics.clone());
+    let (backend, server) = (backend.clone(), server.clone());
+    let task = tokio::spawn(async move {
+        let opened = open_into_pool(&pools, &metrics, &backend, &server).await;
+        {
+            let mut slot = server.h2_opening.lock();
+            if slot.as_ref().is_some_and(|o| o.id == id) {
+                *slot = None;
+            }
+        }
+        opened.map_err(|mut e| {
+            if e.cause.counts_against_server() {
+                passive::record(&metrics, &backend, &server, false, || pools.forget(&server));
+                e.health_fed = true;
+            }
+            e
+        })
+    });
+    let outcome = async move {
+        task.await.unwrap_or_else(|e| {
+            Err(ProxyError::new(
+                Cause::UpstreamError,
+                format!("the HTTP/2 connection open ended early: {e}"),
+            ))
+        })
     }
-    result
+    .boxed()
+    .shared();
+    H2Opening { id, outcome }
 }
 
 /// Opens a connection and speaks what was negotiated: an HTTP/2 one joins the h2

@@ -1,4 +1,5 @@
-//! The idle timer of a streaming body.
+//! The idle timer of a stream (a body, a socket's writes): it only counts time spent
+//! waiting for the peer.
 
 use std::future::Future;
 use std::pin::Pin;
