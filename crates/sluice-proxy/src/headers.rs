@@ -7,7 +7,7 @@ use sluice_net::ClientAddr;
 use std::fmt::Write;
 
 /// Headers that describe one hop, never forwarded (plus any named in `Connection`).
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -25,7 +25,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Headers a `Connection` line may not remove: the ones routing and framing rely on,
 /// and the ones sluice sets itself. A client must not be able to strip `Host` after
 /// routing (the origin would get an HTTP/1.1 request without one).
-const PROTECTED: [HeaderName; 5] = [
+static PROTECTED: [HeaderName; 5] = [
     header::HOST,
     header::CONTENT_LENGTH,
     HeaderName::from_static("x-forwarded-for"),
