@@ -15,6 +15,44 @@ fn client_errors(cause: &str) -> String {
     format!(r#"sluice_client_errors_total{{listener="egress",cause="{cause}"}}"#)
 }
 
+/// `yaml` (from `app_config`) with `settings` added to the `egress` listener.
+fn with_listener(yaml: String, settings: &str) -> String {
+    yaml.replace(
+        r#"bind: "127.0.0.1:0"}]"#,
+        &format!(r#"bind: "127.0.0.1:0", {settings}}}]"#),
+    )
+}
+
+/// Asserts `answer`, a raw response, is sluice's own `status` answer naming `cause`.
+fn assert_answer(answer: &str, status: u16, cause: &str) {
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{answer:?}"
+    );
+    assert!(
+        answer.contains(&format!("sluice-error: {cause}\r\n")),
+        "{answer}"
+    );
+}
+
+/// `n` failures with `cause` were counted against the client, and none against a
+/// backend or server.
+async fn assert_blamed_on_the_client(sluice: &Sluice, cause: &str, n: u32) {
+    let metrics = sluice.metrics().await;
+    assert!(
+        metrics.contains(&format!("{} {n}\n", client_errors(cause))),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("sluice_upstream_errors_total{"),
+        "a client's fault is no upstream error:\n{metrics}"
+    );
+    assert!(
+        !metrics.contains("sluice_server_ejections_total{"),
+        "{metrics}"
+    );
+}
+
 /// Sends `request` on a fresh connection and reads until sluice closes it.
 async fn exchange(sluice: &Sluice, request: &[u8]) -> (String, Ending) {
     let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
@@ -36,27 +74,11 @@ async fn a_malformed_request_body_is_400_and_never_ejects_the_server() {
     let bad = b"POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
     for _ in 0..6 {
         let (answer, _) = exchange(&sluice, bad).await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-        assert!(
-            answer.contains("sluice-error: bad_request_body"),
-            "{answer}"
-        );
+        assert_answer(&answer, 400, "bad_request_body");
     }
     let ok = get(sluice.listener_addr("egress"), "app.test", "/after").await;
     assert_eq!(ok.status, 200, "the server must still take requests");
-    let metrics = sluice.metrics().await;
-    assert!(
-        metrics.contains(&format!("{} 6", client_errors("bad_request_body"))),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains("sluice_upstream_errors_total{"),
-        "a client's fault is no upstream error:\n{metrics}"
-    );
-    assert!(
-        !metrics.contains("sluice_server_ejections_total{"),
-        "{metrics}"
-    );
+    assert_blamed_on_the_client(&sluice, "bad_request_body", 6).await;
 }
 
 /// Item 4: two `Host` lines are a 400 (RFC 9112 §3.2) and nothing reaches the origin.
@@ -69,8 +91,7 @@ async fn a_duplicate_host_header_is_400() {
         b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-    assert!(answer.contains("sluice-error: duplicate_host"), "{answer}");
+    assert_answer(&answer, 400, "duplicate_host");
     assert_eq!(origin.requests(), 0);
 }
 
@@ -109,11 +130,7 @@ async fn credentials_in_the_target_are_400_and_never_echoed_or_logged() {
         b"GET http://user:hunter2@app.test/private HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-    assert!(
-        answer.contains("sluice-error: credentials_in_uri"),
-        "{answer}"
-    );
+    assert_answer(&answer, 400, "credentials_in_uri");
     assert!(!answer.contains("hunter2"), "{answer}");
     let (answer, _) = exchange(
         &sluice,
@@ -138,25 +155,25 @@ async fn credentials_in_the_target_are_400_and_never_echoed_or_logged() {
 async fn connect_options_star_and_other_schemes_are_refused_clearly() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
-    let cases: [(&[u8], &str, &str); 4] = [
+    let cases: [(&[u8], u16, &str); 4] = [
         (
             b"CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n",
-            "501",
+            501,
             "method_not_supported",
         ),
         (
             b"OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
-            "501",
+            501,
             "method_not_supported",
         ),
         (
             b"GET https://app.test/ HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
-            "400",
+            400,
             "unsupported_scheme",
         ),
         (
             b"GET ftp://app.test/f HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
-            "400",
+            400,
             "unsupported_scheme",
         ),
     ];
@@ -164,15 +181,7 @@ async fn connect_options_star_and_other_schemes_are_refused_clearly() {
         let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
         conn.send(request).await;
         let answer = conn.read_until("\r\n\r\n").await;
-        assert!(
-            answer.starts_with(&format!("HTTP/1.1 {status}")),
-            "{}: {answer:?}",
-            String::from_utf8_lossy(request)
-        );
-        assert!(
-            answer.contains(&format!("sluice-error: {cause}")),
-            "{answer}"
-        );
+        assert_answer(&answer, status, cause);
     }
     assert_eq!(origin.requests(), 0);
 }
@@ -183,9 +192,9 @@ async fn connect_options_star_and_other_schemes_are_refused_clearly() {
 #[tokio::test]
 async fn a_slow_request_head_gets_408_and_idle_connections_close_silently() {
     let origin = Origin::start().await;
-    let yaml = app_config(&[origin.server_spec()], "").replace(
-        r#"bind: "127.0.0.1:0"}]"#,
-        r#"bind: "127.0.0.1:0", request_header_timeout: 300ms, keepalive_timeout: 400ms}]"#,
+    let yaml = with_listener(
+        app_config(&[origin.server_spec()], ""),
+        "request_header_timeout: 300ms, keepalive_timeout: 400ms",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let addr = sluice.listener_addr("egress");
@@ -193,11 +202,7 @@ async fn a_slow_request_head_gets_408_and_idle_connections_close_silently() {
     let mut slow = RawConn::connect(addr).await;
     slow.send(b"GET / HTTP/1.1\r\nHost: app.te").await;
     let (answer, ending) = slow.read_to_end(Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    assert!(
-        answer.contains("sluice-error: request_header_timeout"),
-        "{answer}"
-    );
+    assert_answer(&answer, 408, "request_header_timeout");
     assert_eq!(ending, Ending::Eof);
 
     let mut silent = RawConn::connect(addr).await;
@@ -235,35 +240,22 @@ async fn a_slow_request_head_gets_408_and_idle_connections_close_silently() {
 #[tokio::test]
 async fn a_stalled_request_body_gets_408_and_is_not_held_against_the_server() {
     let origin = Origin::start().await;
-    let yaml = app_config(
-        &[origin.server_spec()],
-        "    health: {passive: {consecutive_failures: 1}}",
-    )
-    .replace(
-        r#"bind: "127.0.0.1:0"}]"#,
-        r#"bind: "127.0.0.1:0", request_body_idle_timeout: 300ms}]"#,
+    let yaml = with_listener(
+        app_config(
+            &[origin.server_spec()],
+            "    health: {passive: {consecutive_failures: 1}}",
+        ),
+        "request_body_idle_timeout: 300ms",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
     conn.send(b"POST /sink HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\nonly ten b")
         .await;
     let (answer, _) = conn.read_to_end(Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
-    assert!(
-        answer.contains("sluice-error: request_body_timeout"),
-        "{answer}"
-    );
+    assert_answer(&answer, 408, "request_body_timeout");
     let ok = get(sluice.listener_addr("egress"), "app.test", "/").await;
     assert_eq!(ok.status, 200, "not ejected");
-    let metrics = sluice.metrics().await;
-    assert!(
-        metrics.contains(&format!("{} 1", client_errors("request_body_timeout"))),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains("sluice_upstream_errors_total{"),
-        "{metrics}"
-    );
+    assert_blamed_on_the_client(&sluice, "request_body_timeout", 1).await;
 }
 
 /// A client that leaves while its request waits for a stalled origin releases
@@ -309,13 +301,12 @@ async fn a_client_that_leaves_frees_its_slot_for_the_next_request_at_once() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_after_send_timeout() {
     let origin = Origin::start().await;
-    let yaml = app_config(
-        &[origin.server_spec()],
-        "    limits: {maxconn_per_server: 1}",
-    )
-    .replace(
-        r#"bind: "127.0.0.1:0"}]"#,
-        r#"bind: "127.0.0.1:0", send_timeout: 300ms}]"#,
+    let yaml = with_listener(
+        app_config(
+            &[origin.server_spec()],
+            "    limits: {maxconn_per_server: 1}",
+        ),
+        "send_timeout: 300ms",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let mut stalled = RawConn::connect(sluice.listener_addr("egress")).await;
@@ -351,23 +342,11 @@ async fn a_malformed_request_body_is_the_clients_fault_over_http2_too() {
     let bad = b"POST /sink HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
     for _ in 0..3 {
         let (answer, _) = exchange(&sluice, bad).await;
-        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-        assert!(
-            answer.contains("sluice-error: bad_request_body"),
-            "{answer}"
-        );
+        assert_answer(&answer, 400, "bad_request_body");
     }
     let ok = get(sluice.listener_addr("egress"), "app.test", "/after").await;
     assert_eq!(ok.status, 200, "{}", ok.text());
-    let metrics = sluice.metrics().await;
-    assert!(
-        !metrics.contains("sluice_upstream_errors_total{"),
-        "{metrics}"
-    );
-    assert!(
-        !metrics.contains("sluice_server_ejections_total{"),
-        "{metrics}"
-    );
+    assert_blamed_on_the_client(&sluice, "bad_request_body", 3).await;
 }
 
 /// A client that uploads slowly (but never pauses for `request_body_idle_timeout`) for
@@ -403,9 +382,9 @@ async fn a_slow_upload_is_not_a_response_timeout() {
 #[tokio::test]
 async fn after_a_long_request_an_idle_connection_still_closes_at_keepalive_timeout() {
     let origin = Origin::start().await;
-    let yaml = app_config(&[origin.server_spec()], "").replace(
-        r#"bind: "127.0.0.1:0"}]"#,
-        r#"bind: "127.0.0.1:0", request_header_timeout: 200ms, keepalive_timeout: 300ms}]"#,
+    let yaml = with_listener(
+        app_config(&[origin.server_spec()], ""),
+        "request_header_timeout: 200ms, keepalive_timeout: 300ms",
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
