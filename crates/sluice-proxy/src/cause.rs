@@ -18,152 +18,82 @@ pub enum Party {
     Server,
 }
 
-/// Why sluice answered instead of the origin; `as_str` is the `sluice-error` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Cause {
-    BadRequest,
-    MissingHost,
-    InvalidHost,
-    DuplicateHost,
-    CredentialsInUri,
-    UnsupportedScheme,
-    MethodNotSupported,
-    NoRoute,
-    BadRequestBody,
-    RequestHeaderTimeout,
-    RequestBodyTimeout,
-    SendTimeout,
-    ClientClosed,
-    QueueFull,
-    QueueTimeout,
-    ConnectAddrNotAvailable,
-    DnsFailed,
-    NoServer,
-    NoHealthyServer,
-    ConnectRefused,
-    ConnectFailed,
-    ConnectTimeout,
-    TlsHandshakeTimeout,
-    TlsVerifyFailed,
-    TlsHandshakeFailed,
-    UpstreamClosed,
-    UpstreamProtocolError,
-    UpstreamError,
-    UpstreamTimeout,
-    ResponseTimeout,
-    UpstreamBodyError,
-    ResponseBodyTimeout,
-}
-
 /// The status logged for a client that left before its response started (NGINX's 499).
 pub const CLIENT_CLOSED: u16 = 499;
 
+/// One line per cause: its `sluice-error` value, who caused it, and the status of
+/// sluice's own answer (or, where no answer can be sent, the one logged).
+macro_rules! causes {
+    ($($variant:ident => $name:literal, $party:ident, $code:expr;)+) => {
+        /// Why sluice answered instead of the origin; `as_str` is the `sluice-error` value.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Cause {
+            $($variant,)+
+        }
+
+        impl Cause {
+            /// Every cause, in table order.
+            pub const ALL: &'static [Cause] = &[$(Self::$variant,)+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            pub const fn party(self) -> Party {
+                match self {
+                    $(Self::$variant => Party::$party,)+
+                }
+            }
+
+            pub const fn code(self) -> u16 {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
+}
+
+causes! {
+    BadRequest => "bad_request", Client, 400;
+    MissingHost => "missing_host", Client, 400;
+    InvalidHost => "invalid_host", Client, 400;
+    DuplicateHost => "duplicate_host", Client, 400;
+    CredentialsInUri => "credentials_in_uri", Client, 400;
+    UnsupportedScheme => "unsupported_scheme", Client, 400;
+    MethodNotSupported => "method_not_supported", Client, 501;
+    NoRoute => "no_route", Client, 404;
+    BadRequestBody => "bad_request_body", Client, 400;
+    RequestHeaderTimeout => "request_header_timeout", Client, 408;
+    RequestBodyTimeout => "request_body_timeout", Client, 408;
+    SendTimeout => "send_timeout", Client, 408;
+    ClientClosed => "client_closed", Client, CLIENT_CLOSED;
+    QueueFull => "queue_full", Sluice, 503;
+    QueueTimeout => "queue_timeout", Sluice, 503;
+    // Out of local ports is this host's problem, not the server's: ejecting healthy
+    // servers for it would only make things worse.
+    ConnectAddrNotAvailable => "connect_addr_not_available", Sluice, 502;
+    DnsFailed => "dns_failed", Backend, 502;
+    NoServer => "no_server", Backend, 503;
+    NoHealthyServer => "no_healthy_server", Backend, 503;
+    ConnectRefused => "connect_refused", Server, 502;
+    ConnectFailed => "connect_failed", Server, 502;
+    ConnectTimeout => "connect_timeout", Server, 504;
+    TlsHandshakeTimeout => "tls_handshake_timeout", Server, 504;
+    TlsVerifyFailed => "tls_verify_failed", Server, 502;
+    TlsHandshakeFailed => "tls_handshake_failed", Server, 502;
+    UpstreamClosed => "upstream_closed", Server, 502;
+    UpstreamProtocolError => "upstream_protocol_error", Server, 502;
+    UpstreamError => "upstream_error", Server, 502;
+    UpstreamTimeout => "upstream_timeout", Server, 504;
+    ResponseTimeout => "response_timeout", Server, 504;
+    UpstreamBodyError => "upstream_body_error", Server, 502;
+    ResponseBodyTimeout => "response_body_timeout", Server, 504;
+}
+
 impl Cause {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::MissingHost => "missing_host",
-            Self::InvalidHost => "invalid_host",
-            Self::DuplicateHost => "duplicate_host",
-            Self::CredentialsInUri => "credentials_in_uri",
-            Self::UnsupportedScheme => "unsupported_scheme",
-            Self::MethodNotSupported => "method_not_supported",
-            Self::NoRoute => "no_route",
-            Self::BadRequestBody => "bad_request_body",
-            Self::RequestHeaderTimeout => "request_header_timeout",
-            Self::RequestBodyTimeout => "request_body_timeout",
-            Self::SendTimeout => "send_timeout",
-            Self::ClientClosed => "client_closed",
-            Self::QueueFull => "queue_full",
-            Self::QueueTimeout => "queue_timeout",
-            Self::ConnectAddrNotAvailable => "connect_addr_not_available",
-            Self::DnsFailed => "dns_failed",
-            Self::NoServer => "no_server",
-            Self::NoHealthyServer => "no_healthy_server",
-            Self::ConnectRefused => "connect_refused",
-            Self::ConnectFailed => "connect_failed",
-            Self::ConnectTimeout => "connect_timeout",
-            Self::TlsHandshakeTimeout => "tls_handshake_timeout",
-            Self::TlsVerifyFailed => "tls_verify_failed",
-            Self::TlsHandshakeFailed => "tls_handshake_failed",
-            Self::UpstreamClosed => "upstream_closed",
-            Self::UpstreamProtocolError => "upstream_protocol_error",
-            Self::UpstreamError => "upstream_error",
-            Self::UpstreamTimeout => "upstream_timeout",
-            Self::ResponseTimeout => "response_timeout",
-            Self::UpstreamBodyError => "upstream_body_error",
-            Self::ResponseBodyTimeout => "response_body_timeout",
-        }
-    }
-
-    pub const fn party(self) -> Party {
-        match self {
-            Self::BadRequest
-            | Self::MissingHost
-            | Self::InvalidHost
-            | Self::DuplicateHost
-            | Self::CredentialsInUri
-            | Self::UnsupportedScheme
-            | Self::MethodNotSupported
-            | Self::NoRoute
-            | Self::BadRequestBody
-            | Self::RequestHeaderTimeout
-            | Self::RequestBodyTimeout
-            | Self::SendTimeout
-            | Self::ClientClosed => Party::Client,
-            // Out of local ports is this host's problem, not the server's: ejecting
-            // healthy servers for it would only make things worse.
-            Self::QueueFull | Self::QueueTimeout | Self::ConnectAddrNotAvailable => Party::Sluice,
-            Self::DnsFailed | Self::NoServer | Self::NoHealthyServer => Party::Backend,
-            Self::ConnectRefused
-            | Self::ConnectFailed
-            | Self::ConnectTimeout
-            | Self::TlsHandshakeTimeout
-            | Self::TlsVerifyFailed
-            | Self::TlsHandshakeFailed
-            | Self::UpstreamClosed
-            | Self::UpstreamProtocolError
-            | Self::UpstreamError
-            | Self::UpstreamTimeout
-            | Self::ResponseTimeout
-            | Self::UpstreamBodyError
-            | Self::ResponseBodyTimeout => Party::Server,
-        }
-    }
-
-    /// The status code of sluice's own answer (or, for `client_closed`, the one logged).
-    pub const fn code(self) -> u16 {
-        match self {
-            Self::BadRequest
-            | Self::MissingHost
-            | Self::InvalidHost
-            | Self::DuplicateHost
-            | Self::CredentialsInUri
-            | Self::UnsupportedScheme
-            | Self::BadRequestBody => 400,
-            Self::NoRoute => 404,
-            Self::RequestHeaderTimeout | Self::RequestBodyTimeout | Self::SendTimeout => 408,
-            Self::ClientClosed => CLIENT_CLOSED,
-            Self::MethodNotSupported => 501,
-            Self::QueueFull | Self::QueueTimeout | Self::NoServer | Self::NoHealthyServer => 503,
-            Self::ConnectTimeout
-            | Self::TlsHandshakeTimeout
-            | Self::UpstreamTimeout
-            | Self::ResponseTimeout
-            | Self::ResponseBodyTimeout => 504,
-            Self::ConnectAddrNotAvailable
-            | Self::DnsFailed
-            | Self::ConnectRefused
-            | Self::ConnectFailed
-            | Self::TlsVerifyFailed
-            | Self::TlsHandshakeFailed
-            | Self::UpstreamClosed
-            | Self::UpstreamProtocolError
-            | Self::UpstreamError
-            | Self::UpstreamBodyError => 502,
-        }
-    }
-
     pub fn status(self) -> StatusCode {
         StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -221,6 +151,32 @@ mod tests {
             Cause::ResponseBodyTimeout.status(),
             StatusCode::GATEWAY_TIMEOUT
         );
+    }
+
+    #[test]
+    fn the_readme_errors_table_names_every_cause_with_its_status() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("## Errors")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .unwrap_or_default();
+        for c in Cause::ALL {
+            let row = table
+                .lines()
+                .find(|l| l.contains(&format!("`{}`", c.as_str())))
+                .unwrap_or_else(|| panic!("README errors table has no row for {}", c.as_str()));
+            let documented = c.code() == CLIENT_CLOSED
+                || *c == Cause::SendTimeout
+                || row.starts_with(&format!("| {}", c.code()))
+                || row.starts_with("| (head sent)");
+            assert!(
+                documented,
+                "{}: status {} not in {row}",
+                c.as_str(),
+                c.code()
+            );
+        }
     }
 
     #[test]
