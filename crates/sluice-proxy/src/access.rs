@@ -36,7 +36,7 @@ pub struct Counters {
 
 pub struct Completion {
     pub start: Instant,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
     pub labels: RequestLabels,
     pub duration: Option<Histogram>,
     pub cause: Option<Cause>,
@@ -47,7 +47,7 @@ pub struct Completion {
 
 impl Completion {
     pub fn new(
-        counters: Counters,
+        counters: Arc<Counters>,
         labels: RequestLabels,
         log: Option<LogFields>,
         conn: Arc<ConnState>,

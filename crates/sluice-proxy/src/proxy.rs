@@ -30,7 +30,8 @@ pub struct Proxy {
     runtime: Arc<Runtime>,
     pools: Pools,
     metrics: Metrics,
-    counters: Counters,
+    /// Shared by reference: one reference-count bump per request, not three.
+    counters: Arc<Counters>,
     ids: RequestIds,
     /// The `-` label of requests that matched no route (shared, not allocated per request).
     dash: Name,
@@ -50,11 +51,11 @@ const NO_ROUTE: &str = "-";
 
 impl Proxy {
     pub fn new(runtime: Runtime, metrics: Metrics) -> Self {
-        let counters = Counters {
+        let counters = Arc::new(Counters {
             requests: metrics.requests.clone(),
             client_errors: metrics.client_errors.clone(),
             upstream_errors: metrics.upstream_errors.clone(),
-        };
+        });
         Self {
             runtime: Arc::new(runtime),
             pools: Pools::default(),

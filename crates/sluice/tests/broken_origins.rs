@@ -180,21 +180,27 @@ async fn http2_requests_carry_https_scheme_and_authority() {
     );
 }
 
-/// The wait for a shared HTTP/2 connection being opened is bounded by one connect
-/// timeout in total: requests queued behind a server that never completes the TLS
-/// handshake all fail together, instead of the k-th waiting k connect timeouts.
-#[tokio::test]
-async fn requests_waiting_for_an_h2_connection_share_one_connect_timeout() {
+/// An HTTP/2-over-TLS backend whose only server accepts connections and never reads
+/// (so the TLS handshake never completes), with `timeouts.connect` and no retries.
+async fn h2_blackhole(connect: &str) -> (FaultOrigin, Sluice) {
     let certs = Certs::new(&["app.test"]);
     let blackhole = FaultOrigin::start(Fault::NeverRead).await;
     let yaml = app_config(
         &[blackhole.server_spec()],
         &format!(
-            "    protocol: http2\n    tls: {{sni: app.test, ca_file: \"{}\"}}\n    timeouts: {{connect: 1s}}\n    retries: {{attempts: 0}}",
+            "    protocol: http2\n    tls: {{sni: app.test, ca_file: \"{}\"}}\n    timeouts: {{connect: {connect}}}\n    retries: {{attempts: 0}}",
             certs.ca_file().display()
         ),
     );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
+    (blackhole, Sluice::start(SLUICE, &yaml).await)
+}
+
+/// The wait for a shared HTTP/2 connection being opened is bounded by one connect
+/// timeout in total: requests queued behind a server that never completes the TLS
+/// handshake all fail together, instead of the k-th waiting k connect timeouts.
+#[tokio::test]
+async fn requests_waiting_for_an_h2_connection_share_one_connect_timeout() {
+    let (blackhole, sluice) = h2_blackhole("1s").await;
     let addr = sluice.listener_addr("egress");
     let started = Instant::now();
     let waits = (0..6).map(|i| async move {
@@ -225,16 +231,7 @@ async fn requests_waiting_for_an_h2_connection_share_one_connect_timeout() {
 /// connect whose deadline has passed.
 #[tokio::test]
 async fn an_h2_open_abandoned_by_its_requests_does_not_poison_the_next_one() {
-    let certs = Certs::new(&["app.test"]);
-    let blackhole = FaultOrigin::start(Fault::NeverRead).await;
-    let yaml = app_config(
-        &[blackhole.server_spec()],
-        &format!(
-            "    protocol: http2\n    tls: {{sni: app.test, ca_file: \"{}\"}}\n    timeouts: {{connect: 500ms}}\n    retries: {{attempts: 0}}",
-            certs.ca_file().display()
-        ),
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let (blackhole, sluice) = h2_blackhole("500ms").await;
     let addr = sluice.listener_addr("egress");
     let mut first = RawConn::connect(addr).await;
     first
