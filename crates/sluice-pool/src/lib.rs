@@ -2,14 +2,22 @@
 //!
 //! Connections are filed under a [`PoolKey`] that names everything making two
 //! connections non-interchangeable (address, TLS settings, ...). Idle connections are
-//! kept LIFO per key, so the hot few stay warm and the rest age out; a key whose list
-//! empties is removed, so the map never grows without bound. The lock is held only
-//! for a push or pop, never across an `.await`, and nothing is dropped under it.
+//! kept LIFO per key, so the hot few stay warm and the rest age out. Each key's list has
+//! its own lock, and the servers that use a key hold its list; a list that is empty
+//! and held by nobody is forgotten, so the map never grows without bound.
 //!
-//! The pool knows nothing of HTTP or routing: it stores any [`Connection`].
+//! Requests take a [`Slot`] on a server first: per-server and per-backend limits and
+//! the FIFO queue (`slots`).
+//!
+//! The pool knows nothing of HTTP or routing: it stores any [`Connection`], and limits
+//! any [`Group`] of [`Member`]s.
 
 mod key;
 mod pool;
+mod slots;
 
 pub use key::PoolKey;
-pub use pool::{Connection, Policy, Pool, Pooled};
+pub use pool::{Connection, IdleList, Policy, Pool, Pooled, Tally};
+pub use slots::{
+    Group, Limiter, Limits, Member, QueueObserver, QueueState, Refusal, SharedQueue, Slot,
+};

@@ -1,6 +1,5 @@
 use crate::PoolKey;
-use parking_lot::Mutex;
-use prometheus_client::metrics::gauge::Gauge;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -10,6 +9,12 @@ use tokio::time::Instant;
 pub trait Connection: Send + 'static {
     /// True once the peer or the transport has closed it; it must not be handed out.
     fn is_closed(&self) -> bool;
+}
+
+/// Counts connections while they sit idle. The pool calls it; the caller decides what
+/// it feeds (a metric, a test counter), so no metrics type appears in this API.
+pub trait Tally: Send + Sync + 'static {
+    fn add(&self, delta: i64);
 }
 
 /// When a connection is retired. Copied into each connection at creation, so a
@@ -27,26 +32,25 @@ pub struct Policy {
 }
 
 /// A connection checked out of (or destined for) the pool, with its bookkeeping.
-#[derive(Debug)]
 pub struct Pooled<C> {
     pub conn: C,
     key: PoolKey,
     policy: Policy,
     created: Instant,
     requests: u64,
-    idle_gauge: Gauge,
+    idle_tally: Arc<dyn Tally>,
 }
 
 impl<C> Pooled<C> {
-    /// Wraps a newly opened connection. `idle_gauge` counts it while it sits idle.
-    pub fn new(conn: C, key: PoolKey, policy: Policy, idle_gauge: Gauge) -> Self {
+    /// Wraps a newly opened connection. `idle_tally` counts it while it sits idle.
+    pub fn new(conn: C, key: PoolKey, policy: Policy, idle_tally: Arc<dyn Tally>) -> Self {
         Self {
             conn,
             key,
             policy,
             created: Instant::now(),
             requests: 0,
-            idle_gauge,
+            idle_tally,
         }
     }
 
@@ -63,9 +67,11 @@ impl<C> Pooled<C> {
         &self.key
     }
 
-    /// Sets the gauge that counts this connection while idle (the last user's).
-    pub fn set_idle_gauge(&mut self, g: &Gauge) {
-        self.idle_gauge = g.clone();
+    /// Sets what counts this connection while idle (the last user's).
+    pub fn set_idle_tally(&mut self, t: &Arc<dyn Tally>) {
+        if !Arc::ptr_eq(&self.idle_tally, t) {
+            self.idle_tally = t.clone();
+        }
     }
 
     fn worn_out(&self, now: Instant) -> bool {
@@ -86,17 +92,116 @@ impl<C: Connection> Idle<C> {
             && now.saturating_duration_since(self.since) < self.pooled.policy.idle_timeout
             && !self.pooled.worn_out(now)
     }
+
+    /// Leaves the idle list: no longer counted as idle.
+    fn leave(self) -> Pooled<C> {
+        self.pooled.idle_tally.add(-1);
+        self.pooled
+    }
 }
 
-/// The shared pool. Cheap to clone.
+/// The idle connections of one key, under a lock of their own: requests to different
+/// servers never wait for each other. A server holds its list, so a checkout does no
+/// map lookup at all. The lock is held only for a push or pop, never across an
+/// `.await`, and nothing is dropped under it.
+pub struct IdleList<C> {
+    idle: Mutex<Vec<Idle<C>>>,
+}
+
+impl<C: Connection> IdleList<C> {
+    fn new() -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Takes the most recently used live idle connection, if any. Dead or expired
+    /// ones met on the way are closed (outside the lock).
+    pub fn checkout(&self) -> Option<Pooled<C>> {
+        let now = Instant::now();
+        let mut discard = Vec::new();
+        let found = {
+            let mut list = self.idle.lock();
+            let mut found = None;
+            while let Some(idle) = list.pop() {
+                let usable = idle.usable(now);
+                let pooled = idle.leave();
+                if usable {
+                    found = Some(pooled);
+                    break;
+                }
+                discard.push(pooled);
+            }
+            found
+        };
+        drop(discard);
+        found
+    }
+
+    /// Returns a connection after a complete exchange. It is closed instead if it is
+    /// dead, worn out, or the list already holds `max_idle` idle connections.
+    pub fn checkin(&self, pooled: Pooled<C>) {
+        let now = Instant::now();
+        if pooled.conn.is_closed() || pooled.worn_out(now) || pooled.policy.max_idle == 0 {
+            return;
+        }
+        let mut list = self.idle.lock();
+        if list.len() >= pooled.policy.max_idle {
+            drop(list);
+            drop(pooled);
+            return;
+        }
+        pooled.idle_tally.add(1);
+        list.push(Idle { pooled, since: now });
+    }
+
+    /// Closes idle connections that are dead, expired or worn out; returns how many.
+    pub fn evict(&self) -> usize {
+        let now = Instant::now();
+        let gone: Vec<Pooled<C>> = {
+            let mut list = self.idle.lock();
+            let mut gone = Vec::new();
+            let mut i = 0;
+            while i < list.len() {
+                if list[i].usable(now) {
+                    i += 1;
+                } else {
+                    gone.push(list.remove(i).leave());
+                }
+            }
+            gone
+        };
+        gone.len()
+    }
+
+    /// Closes every idle connection of this list.
+    pub fn clear(&self) {
+        let all: Vec<Pooled<C>> = std::mem::take(&mut *self.idle.lock())
+            .into_iter()
+            .map(Idle::leave)
+            .collect();
+        drop(all);
+    }
+
+    pub fn len(&self) -> usize {
+        self.idle.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The shared pool: one idle list per key. Cheap to clone. The map's lock is taken
+/// only to find or create a list (when a server is created) and by the reaper.
 pub struct Pool<C> {
-    inner: Arc<Mutex<HashMap<PoolKey, Vec<Idle<C>>>>>,
+    lists: Arc<RwLock<HashMap<PoolKey, Arc<IdleList<C>>>>>,
 }
 
 impl<C> Clone for Pool<C> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            lists: self.lists.clone(),
         }
     }
 }
@@ -110,121 +215,86 @@ impl<C: Connection> Default for Pool<C> {
 impl<C: Connection> Pool<C> {
     pub fn new() -> Self {
         Self {
-            inner: Arc::new(Mutex::new(HashMap::new())),
+            lists: Arc::new(RwLock::new(HashMap::new())),
         }
     }
 
-    /// Takes the most recently used live idle connection for `key`, if any.
-    /// Dead or expired ones met on the way are closed (outside the lock).
+    /// The idle list of `key`, created if needed. Everyone with the same key gets the
+    /// same list, so connections are shared by every backend that can use them.
+    pub fn list(&self, key: &PoolKey) -> Arc<IdleList<C>> {
+        if let Some(l) = self.lists.read().get(key) {
+            return l.clone();
+        }
+        self.lists
+            .write()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(IdleList::new()))
+            .clone()
+    }
+
+    /// The list of `key` if it exists (does not create one).
+    pub fn find(&self, key: &PoolKey) -> Option<Arc<IdleList<C>>> {
+        self.lists.read().get(key).cloned()
+    }
+
     pub fn checkout(&self, key: &PoolKey) -> Option<Pooled<C>> {
-        let now = Instant::now();
-        let mut discard = Vec::new();
-        let found = {
-            let mut map = self.inner.lock();
-            let list = map.get_mut(key)?;
-            let mut found = None;
-            while let Some(idle) = list.pop() {
-                idle.pooled.idle_gauge.dec();
-                if idle.usable(now) {
-                    found = Some(idle.pooled);
-                    break;
-                }
-                discard.push(idle);
-            }
-            if list.is_empty() {
-                map.remove(key);
-            }
-            found
-        };
-        drop(discard);
-        found
+        self.find(key)?.checkout()
     }
 
-    /// Returns a connection after a complete exchange. It is closed instead if it is
-    /// dead, worn out, or its key already holds `max_idle` idle connections.
     pub fn checkin(&self, pooled: Pooled<C>) {
-        let now = Instant::now();
-        if pooled.conn.is_closed() || pooled.worn_out(now) || pooled.policy.max_idle == 0 {
-            return;
-        }
-        let mut map = self.inner.lock();
-        let list = map.entry(pooled.key.clone()).or_default();
-        if list.len() >= pooled.policy.max_idle {
-            drop(map);
-            drop(pooled);
-            return;
-        }
-        pooled.idle_gauge.inc();
-        list.push(Idle { pooled, since: now });
+        self.list(&pooled.key.clone()).checkin(pooled);
     }
 
-    /// Closes idle connections that are dead, expired or worn out; drops empty keys.
-    /// Returns how many were closed.
+    /// Closes idle connections that are dead, expired or worn out, and forgets lists
+    /// that are empty and held by no server. Returns how many connections were closed.
     pub fn evict(&self) -> usize {
-        let now = Instant::now();
-        let mut discard = Vec::new();
-        {
-            let mut map = self.inner.lock();
-            map.retain(|_, list| {
-                let mut i = 0;
-                while i < list.len() {
-                    if list[i].usable(now) {
-                        i += 1;
-                    } else {
-                        let idle = list.remove(i);
-                        idle.pooled.idle_gauge.dec();
-                        discard.push(idle);
-                    }
-                }
-                !list.is_empty()
-            });
-        }
-        discard.len()
+        let lists: Vec<Arc<IdleList<C>>> = self.lists.read().values().cloned().collect();
+        let evicted = lists.iter().map(|l| l.evict()).sum();
+        drop(lists);
+        // Only the map holds it (strong count 1) and it is empty: nobody can use it.
+        self.lists
+            .write()
+            .retain(|_, l| Arc::strong_count(l) > 1 || !l.is_empty());
+        evicted
     }
 
     /// Closes the idle connections of one key (its server went down or away).
     pub fn clear_key(&self, key: &PoolKey) {
-        let removed = self.inner.lock().remove(key);
-        for idle in removed.iter().flatten() {
-            idle.pooled.idle_gauge.dec();
+        if let Some(l) = self.find(key) {
+            l.clear();
         }
     }
 
-    /// Idle connections for `key` right now.
     pub fn idle_len(&self, key: &PoolKey) -> usize {
-        self.inner.lock().get(key).map_or(0, Vec::len)
+        self.find(key).map_or(0, |l| l.len())
     }
 
     /// Closes every idle connection (shutdown).
     pub fn clear(&self) {
-        let all: Vec<_> = self.inner.lock().drain().collect();
-        for (_, list) in &all {
-            for idle in list {
-                idle.pooled.idle_gauge.dec();
-            }
-        }
+        let lists: Vec<Arc<IdleList<C>>> = self.lists.read().values().cloned().collect();
+        lists.iter().for_each(|l| l.clear());
     }
 
     /// Idle connections right now, for all keys.
     pub fn idle_count(&self) -> usize {
-        self.inner.lock().values().map(Vec::len).sum()
+        self.lists.read().values().map(|l| l.len()).sum()
     }
 
-    /// Keys that currently hold idle connections.
+    /// Keys the pool has a list for.
     pub fn key_count(&self) -> usize {
-        self.inner.lock().len()
+        self.lists.read().len()
     }
 
     /// Runs [`Pool::evict`] every `every` until the pool is dropped.
     pub fn spawn_reaper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let weak: Weak<_> = Arc::downgrade(&self.inner);
+        let weak: Weak<_> = Arc::downgrade(&self.lists);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let evicted = Pool { inner }.evict();
+                let Some(lists) = weak.upgrade() else { return };
+                let evicted = Pool { lists }.evict();
                 if evicted > 0 {
                     tracing::debug!(evicted, "closed idle upstream connections");
                 }
@@ -236,7 +306,21 @@ impl<C: Connection> Pool<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+    /// Counts idle connections like a gauge would.
+    #[derive(Default)]
+    struct Count(AtomicI64);
+    impl Tally for Count {
+        fn add(&self, delta: i64) {
+            self.0.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+    impl Count {
+        fn get(&self) -> i64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
 
     #[derive(Debug, Default, Clone)]
     struct Fake(Arc<AtomicBool>);
@@ -255,13 +339,17 @@ mod tests {
         }
     }
 
-    fn new(pool_key: &PoolKey, g: &Gauge) -> Pooled<Fake> {
+    fn new(pool_key: &PoolKey, g: &Arc<Count>) -> Pooled<Fake> {
         Pooled::new(Fake::default(), pool_key.clone(), policy(), g.clone())
     }
 
     #[tokio::test(start_paused = true)]
     async fn reuses_most_recent_first_and_counts_idle() {
-        let (pool, k, g) = (Pool::new(), PoolKey::new("a".into()), Gauge::default());
+        let (pool, k, g) = (
+            Pool::new(),
+            PoolKey::new("a".into()),
+            Arc::new(Count::default()),
+        );
         let (mut a, b) = (new(&k, &g), new(&k, &g));
         a.note_request();
         pool.checkin(a);
@@ -274,20 +362,33 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn caps_idle_per_key_and_removes_empty_keys() {
-        let (pool, k, g) = (Pool::new(), PoolKey::new("a".into()), Gauge::default());
+        let (pool, k, g) = (
+            Pool::new(),
+            PoolKey::new("a".into()),
+            Arc::new(Count::default()),
+        );
         for _ in 0..5 {
             pool.checkin(new(&k, &g));
         }
         assert_eq!(pool.idle_count(), 2);
         assert!(pool.checkout(&k).is_some() && pool.checkout(&k).is_some());
         assert!(pool.checkout(&k).is_none());
-        assert_eq!(pool.key_count(), 0);
+        pool.evict();
+        assert_eq!(
+            pool.key_count(),
+            0,
+            "an empty list nobody holds is forgotten"
+        );
         assert_eq!(g.get(), 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn skips_closed_and_evicts_expired() {
-        let (pool, k, g) = (Pool::new(), PoolKey::new("a".into()), Gauge::default());
+        let (pool, k, g) = (
+            Pool::new(),
+            PoolKey::new("a".into()),
+            Arc::new(Count::default()),
+        );
         let dead = new(&k, &g);
         let flag = dead.conn.0.clone();
         pool.checkin(new(&k, &g));
@@ -305,7 +406,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retires_after_max_requests_and_lifetime() {
-        let (pool, k, g) = (Pool::new(), PoolKey::new("a".into()), Gauge::default());
+        let (pool, k, g) = (
+            Pool::new(),
+            PoolKey::new("a".into()),
+            Arc::new(Count::default()),
+        );
         let mut worn = new(&k, &g);
         (0..3).for_each(|_| worn.note_request());
         pool.checkin(worn);
@@ -320,6 +425,22 @@ mod tests {
             0,
             "past max_lifetime it is not pooled again"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_list_held_by_a_server_is_shared_and_survives_eviction() {
+        let (pool, g) = (Pool::new(), Arc::new(Count::default()));
+        let (a, b) = (PoolKey::new("a".into()), PoolKey::new("a".into()));
+        let held = pool.list(&a);
+        assert!(Arc::ptr_eq(&held, &pool.list(&b)), "same key, same list");
+        held.checkin(new(&a, &g));
+        assert_eq!(pool.checkout(&b).map(|p| p.requests()), Some(0));
+        pool.evict();
+        assert_eq!(pool.key_count(), 1, "still held");
+        drop(held);
+        pool.evict();
+        assert_eq!(pool.key_count(), 0);
+        assert_eq!(g.get(), 0);
     }
 
     #[test]

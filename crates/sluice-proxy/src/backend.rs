@@ -4,13 +4,13 @@
 
 use crate::budget::RetryBudget;
 use crate::clock::now_ms;
-use crate::limit::Limiter;
 use crate::metrics::{BackendMetrics, Metrics, Name, ServerLabels};
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::gauge::Gauge;
 use rustls::pki_types::ServerName;
 use sluice_config::{Balance, HashOn, Protocol, ServerAddr};
 use sluice_net::{Connector, Endpoint, Target};
+use sluice_pool::Limiter;
 use sluice_pool::{Policy, PoolKey};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::SocketAddr;
@@ -223,7 +223,7 @@ pub struct Backend {
     /// The last DNS error while some host name has never resolved.
     pub dns_error: Mutex<Option<String>>,
     pub connector: Connector,
-    pub limiter: Limiter,
+    pub limiter: Limiter<Backend>,
     pub budget: RetryBudget,
     next: AtomicUsize,
     pub metrics: BackendMetrics,
@@ -237,7 +237,7 @@ impl Backend {
         settings: Settings,
         templates: Vec<ServerTemplate>,
         connector: Connector,
-        limiter: Limiter,
+        limiter: Limiter<Backend>,
         budget: RetryBudget,
         metrics: BackendMetrics,
         registry: Metrics,

@@ -68,7 +68,7 @@ pub async fn drive<S>(
     ctx: ConnContext,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: HttpService<Incoming, ResBody = crate::body::RespBody> + Unpin,
+    S: HttpService<Incoming, ResBody = crate::resp_body::RespBody> + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let t = ctx.timeouts;

@@ -2,9 +2,7 @@
 //! to blame) plus a human detail, and the classification of the lower layers' errors
 //! into causes.
 
-use crate::body::RespBody;
 use crate::cause::Cause;
-use http::{HeaderValue, Response};
 use sluice_net::ConnectError;
 use std::time::Duration;
 
@@ -111,19 +109,6 @@ impl ProxyError {
     /// stale-connection case a replay can fix), not when the origin misbehaved.
     pub fn is_upstream_closed(&self) -> bool {
         self.cause == Cause::UpstreamClosed
-    }
-
-    /// The response sent to the client.
-    pub fn to_response(&self) -> Response<RespBody> {
-        let mut resp = Response::new(RespBody::full(self.body_text()));
-        *resp.status_mut() = self.cause.status();
-        let h = resp.headers_mut();
-        h.insert(ERROR_HEADER, HeaderValue::from_static(self.cause.as_str()));
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        resp
     }
 
     /// `"408 Request Timeout: request_header_timeout: detail\n"`.

@@ -2,10 +2,10 @@
 //! the head as it goes upstream (origin form and `Host` for HTTP/1.1, `:scheme` and
 //! `:authority` for HTTP/2).
 
-use crate::body::ReqBody;
 use crate::cause::Cause;
 use crate::error::ProxyError;
 use crate::headers;
+use crate::req_body::ReqBody;
 use crate::router::normalize_host;
 use http::header::{HeaderValue, HOST};
 use http::request::Parts;

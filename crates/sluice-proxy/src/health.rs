@@ -4,9 +4,9 @@
 //! Servers start up, and the first check runs at once.
 
 use crate::backend::{Backend, Server};
-use crate::body::ReqBody;
 use crate::limit;
 use crate::metrics::{CheckLabels, Metrics};
+use crate::req_body::ReqBody;
 use crate::upstream::Pools;
 use http::{header, Request};
 use hyper::client::conn::{http1, http2};

@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sluice_pool::Tally;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -316,6 +317,8 @@ pub struct BackendMetrics {
     pub opened: Counter,
     pub reused: Counter,
     pub idle: Gauge,
+    /// `idle` as the pool sees it (the pool takes no metrics types).
+    pub idle_tally: Arc<dyn Tally>,
     pub retries: Counter,
     pub connect: Histogram,
     pub tls: Histogram,
@@ -340,6 +343,7 @@ impl BackendMetrics {
             opened: m.upstream_opened.get_or_create(&l).clone(),
             reused: m.upstream_reused.get_or_create(&l).clone(),
             idle: m.upstream_idle.get_or_create(&l).clone(),
+            idle_tally: Arc::new(GaugeTally(m.upstream_idle.get_or_create(&l).clone())),
             retries: m.upstream_retries.get_or_create(&l).clone(),
             connect: m.connect_duration.get_or_create(&l).clone(),
             tls: m.tls_duration.get_or_create(&l).clone(),
@@ -354,5 +358,30 @@ impl BackendMetrics {
             h2_streams: m.h2_streams.get_or_create(&l).clone(),
             h2_per_conn: m.h2_streams_per_connection.get_or_create(&l).clone(),
         }
+    }
+}
+
+/// Feeds a gauge from the pool's idle counts.
+pub struct GaugeTally(pub Gauge);
+
+impl Tally for GaugeTally {
+    fn add(&self, delta: i64) {
+        self.0.inc_by(delta);
+    }
+}
+
+/// Feeds a backend's queue metrics from its limiter.
+pub struct QueueMetrics {
+    pub depth: Gauge,
+    pub time: Histogram,
+}
+
+impl sluice_pool::QueueObserver for QueueMetrics {
+    fn depth(&self, waiting: usize) {
+        self.depth.set(waiting as i64);
+    }
+
+    fn waited(&self, time: std::time::Duration) {
+        self.time.observe(time.as_secs_f64());
     }
 }

@@ -5,7 +5,6 @@
 
 use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
-use crate::body::{ReqBody, RespBody, Upload};
 use crate::cause::Party;
 use crate::conn_state::ConnState;
 use crate::error::ProxyError;
@@ -14,6 +13,8 @@ use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
 use crate::metrics::{Metrics, Name, RequestLabels};
 use crate::passive;
+use crate::req_body::{ReqBody, Upload};
+use crate::resp_body::RespBody;
 use crate::runtime::Runtime;
 use crate::upstream::{self, Conn, Pools, Upstream};
 use http::header::HeaderValue;
@@ -145,7 +146,7 @@ impl Proxy {
             Ok((resp, up, reused)) => {
                 if let Some(l) = &mut done.log {
                     l.reused = reused;
-                    l.upstream = Some(up.slot.server.label.clone());
+                    l.upstream = Some(up.slot.member().label.clone());
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers);
@@ -186,7 +187,7 @@ impl Proxy {
         let mut fresh = false;
         loop {
             let slot = limit::acquire(backend, hash, avoid.as_ref()).await?;
-            let server = slot.server.clone();
+            let server = slot.member().clone();
             let acquired =
                 upstream::acquire(&self.pools, &self.metrics, backend, &server, fresh).await;
             let (conn, reused) = match acquired {

@@ -3,12 +3,12 @@
 
 use crate::backend::{Backend, ServerTemplate, Settings};
 use crate::budget::RetryBudget;
-use crate::limit::Limiter;
-use crate::metrics::{BackendMetrics, Metrics, Name};
+use crate::metrics::{BackendMetrics, Metrics, Name, QueueMetrics};
 use crate::router::{Route, Router};
 use sluice_config::{Config, ConfigError, Protocol, Tls};
 use sluice_net::{Connector, SocketOptions, TlsClientConfig, TlsError};
 use sluice_pool::Policy;
+use sluice_pool::{Limiter, Limits};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -115,11 +115,17 @@ pub fn compile(config: &Config, metrics: &Metrics, origin: &str) -> Result<Runti
         };
         let bm = BackendMetrics::new(metrics, &name);
         let limiter = Limiter::new(
-            b.limits.maxconn_per_server,
-            b.limits.maxconn,
-            b.limits.max_queue,
-            bm.queue_depth.clone(),
-            bm.queue_time.clone(),
+            Limits {
+                per_member: b.limits.maxconn_per_server,
+                total: b.limits.maxconn,
+                max_queue: b.limits.max_queue,
+                queue_timeout: b.timeouts.queue.get(),
+            },
+            Default::default(),
+            Arc::new(QueueMetrics {
+                depth: bm.queue_depth.clone(),
+                time: bm.queue_time.clone(),
+            }),
         );
         let budget = RetryBudget::new(
             b.retries.budget.ratio,

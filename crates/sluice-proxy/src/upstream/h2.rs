@@ -3,8 +3,8 @@
 //! all are full.
 
 use crate::backend::{Backend, Server};
-use crate::body::ReqBody;
 use crate::clock::now_ms;
+use crate::req_body::ReqBody;
 use hyper::client::conn::http2;
 use parking_lot::Mutex;
 use prometheus_client::metrics::gauge::Gauge;

@@ -5,8 +5,8 @@
 mod h2;
 mod open;
 
+pub use crate::h1_conn::H1;
 pub use h2::{H2Pool, H2Stream};
-pub use open::H1;
 
 use crate::backend::{Backend, H2Opening, Server, PROTO_H1, PROTO_H2};
 use crate::cause::Cause;
@@ -65,7 +65,7 @@ impl Upstream {
     /// closes it if it is dead or worn out, and so do we if its server left).
     pub fn release(mut self) {
         if let Some(Conn::H1(pooled)) = self.conn.take() {
-            if self.slot.server.available() {
+            if self.slot.member().available() {
                 self.pools.h1.checkin(pooled);
             }
         }
@@ -137,7 +137,7 @@ pub async fn acquire(
                     Ok(Ok(()))
                 );
             if ready {
-                pooled.set_idle_gauge(&backend.metrics.idle);
+                pooled.set_idle_tally(&backend.metrics.idle_tally);
                 return Ok((Conn::H1(pooled), true));
             }
         }

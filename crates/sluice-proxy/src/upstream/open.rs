@@ -3,51 +3,20 @@
 
 use super::h2::H2Conn;
 use crate::backend::{Backend, Server};
-use crate::body::ReqBody;
 use crate::error::{error_chain, ProxyError};
+use crate::h1_conn::H1;
 use crate::metrics::{ErrnoLabels, Metrics, Name, SourceLabels};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use prometheus_client::metrics::gauge::Gauge;
 use sluice_net::UpstreamStream;
-use sluice_pool::{Connection, Pooled};
+use sluice_pool::Pooled;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::task::AbortHandle;
-
-/// A pooled HTTP/1.1 client connection: hyper's send half, and the task running its I/O.
-pub struct H1 {
-    pub tx: http1::SendRequest<ReqBody>,
-    task: AbortHandle,
-    reset: Arc<AtomicBool>,
-}
-
-impl H1 {
-    /// Ends the connection now, with a reset: an exchange on it was abandoned mid-way
-    /// (timeout, client gone, failure), so what is queued for the origin is discarded at
-    /// once instead of being held for as long as the origin does not read.
-    pub fn abandon(&self) {
-        self.reset.store(true, Ordering::Relaxed);
-        self.task.abort();
-    }
-}
-
-impl Connection for H1 {
-    fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-}
-
-impl Drop for H1 {
-    /// Nobody can send on it any more: close it now rather than when hyper notices.
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// The upstream socket as hyper sees it; closes with a reset once abandoned.
 struct UpstreamIo {
@@ -188,7 +157,7 @@ pub async fn handshake_h1(
         H1 { tx, task, reset },
         server.key.clone(),
         backend.settings.policy,
-        backend.metrics.idle.clone(),
+        backend.metrics.idle_tally.clone(),
     ))
 }
 

@@ -4,12 +4,12 @@
 //! client takes a truncated body for a complete one, and the failure is recorded
 //! against the server.
 
-use super::request::Upload;
 use crate::access::Completion;
 use crate::cause::Cause;
 use crate::error::{error_chain, ProxyError, ERROR_HEADER};
 use crate::idle::IdleTimer;
 use crate::passive;
+use crate::req_body::Upload;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
@@ -131,7 +131,7 @@ impl RespBody {
                 conn.take();
             }
             if let Some(up) = conn.take() {
-                let (backend, server) = (&up.slot.backend, &up.slot.server);
+                let (backend, server) = (&up.slot.group(), &up.slot.member());
                 tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), cause = cause.as_str(), detail, bytes_sent = self.bytes, "upstream response body failed; resetting the client connection");
                 passive::record(&backend.registry, backend, server, false, || {
                     up.pools().forget(server)
