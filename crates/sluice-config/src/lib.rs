@@ -5,6 +5,7 @@
 //! durations are human-readable (`500ms`, `30s`, `1h`). Loading never panics: a bad
 //! file yields a [`ConfigError`] naming the file, the field path and why.
 
+mod addr;
 mod duration;
 mod error;
 mod file;
