@@ -6,6 +6,7 @@
 //! file yields a [`ConfigError`] naming the file, the field path and why.
 
 mod addr;
+mod canonical;
 mod duration;
 mod error;
 mod file;
@@ -14,6 +15,7 @@ mod model;
 mod nesting;
 mod validate;
 
+pub use canonical::{canonical, canonicalize, same};
 pub use error::ConfigError;
 pub use file::read_bounded;
 pub use model::*;
@@ -88,5 +90,7 @@ fn without_yaml_path<'a>(field: &str, reason: &'a str) -> &'a str {
     }
 }
 
+#[cfg(test)]
+mod canonical_tests;
 #[cfg(test)]
 mod tests;
