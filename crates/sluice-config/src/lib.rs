@@ -7,6 +7,8 @@
 
 mod addr;
 mod canonical;
+mod diff;
+mod diff_text;
 mod duration;
 mod error;
 mod file;
@@ -16,6 +18,7 @@ mod nesting;
 mod validate;
 
 pub use canonical::{canonical, canonicalize, same};
+pub use diff::{diff, route_id, Changed, Changes, ConfigDiff, PoolChanges};
 pub use error::ConfigError;
 pub use file::read_bounded;
 pub use model::*;
@@ -92,5 +95,7 @@ fn without_yaml_path<'a>(field: &str, reason: &'a str) -> &'a str {
 
 #[cfg(test)]
 mod canonical_tests;
+#[cfg(test)]
+mod diff_tests;
 #[cfg(test)]
 mod tests;
