@@ -98,4 +98,6 @@ mod canonical_tests;
 #[cfg(test)]
 mod diff_tests;
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
