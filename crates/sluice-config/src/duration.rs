@@ -20,14 +20,43 @@ impl HumanDuration {
     pub const fn secs(s: u64) -> Self {
         Self(Duration::from_secs(s))
     }
+    pub const fn millis(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
     pub const fn get(self) -> Duration {
         self.0
     }
 }
 
+/// The units a duration is written in, largest first. Days are the largest on
+/// purpose: humantime also writes months and years, whose lengths are averages
+/// (`365d` came out as `11months 30days 3h 50m 24s`).
+const UNITS: [(&str, u128); 7] = [
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
 impl fmt::Debug for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        let mut rest = self.0.as_nanos();
+        if rest == 0 {
+            return f.write_str("0s");
+        }
+        let mut sep = "";
+        for (unit, nanos) in UNITS {
+            let n = rest / nanos;
+            if n > 0 {
+                write!(f, "{sep}{n}{unit}")?;
+                sep = " ";
+                rest %= nanos;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -79,7 +108,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(self.0).to_string())
+        s.collect_str(self)
     }
 }
 
@@ -103,6 +132,24 @@ mod tests {
                 e.starts_with(&format!("invalid duration {too_long:?}: at most 365d")),
                 "{too_long}: {e}"
             );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn durations_are_written_as_people_write_them_and_read_back() -> Result<(), String> {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(200), "200ms"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(90_500), "1m 30s 500ms"),
+            (Duration::from_secs(3600), "1h"),
+            (MAX_DURATION, "365d"),
+            (Duration::new(1, 1), "1s 1ns"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(HumanDuration(d).to_string(), text);
+            assert_eq!(parse(text)?, d, "{text}");
         }
         Ok(())
     }

@@ -5,6 +5,10 @@
 //! durations are human-readable (`500ms`, `30s`, `1h`). Loading never panics: a bad
 //! file yields a [`ConfigError`] naming the file, the field path and why.
 
+mod addr;
+mod canonical;
+mod diff;
+mod diff_text;
 mod duration;
 mod error;
 mod file;
@@ -13,6 +17,8 @@ mod model;
 mod nesting;
 mod validate;
 
+pub use canonical::{canonical, canonicalize, same};
+pub use diff::{diff, route_id, Changed, Changes, ConfigDiff, PoolChanges};
 pub use error::ConfigError;
 pub use file::read_bounded;
 pub use model::*;
@@ -87,5 +93,11 @@ fn without_yaml_path<'a>(field: &str, reason: &'a str) -> &'a str {
     }
 }
 
+#[cfg(test)]
+mod canonical_tests;
+#[cfg(test)]
+mod diff_tests;
+#[cfg(test)]
+mod reference_tests;
 #[cfg(test)]
 mod tests;

@@ -116,6 +116,12 @@ mod tests {
             "limit of 10",
         ),
         (
+            "config: {watch_debounce: 366d}",
+            "",
+            "config.watch_debounce",
+            "at most 365d",
+        ),
+        (
             "shutdown: {drain_timeout: 366d}",
             "",
             "shutdown.drain_timeout",
@@ -147,7 +153,7 @@ mod tests {
         let c = config(
             "runtime: {workers: 1024}\nlimits: {max_client_connections: 10000000}\n\
              resolver: {nameservers: ['10.0.0.1:53'], attempts: 10, timeout: 365d}\n\
-             shutdown: {drain_timeout: 365d}",
+             shutdown: {drain_timeout: 365d}\nconfig: {watch: true, watch_debounce: 365d}",
             "tcp: {keepalive_count: 127, keepalive_idle: 32767s, keepalive_interval: 32767s}, \
              pool: {min_idle_per_server: 1000, max_idle_per_server: 1000, idle_timeout: 365d}, \
              retries: {attempts: 10}, \

@@ -1,12 +1,13 @@
 //! The schema. Field docs here are the source for the README's config reference.
 
+pub use crate::addr::{BindAddr, FileMode, ServerAddr};
 use crate::duration::HumanDuration;
 pub use crate::duration::HumanDuration as Duration;
-use serde::Deserialize;
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use serde::{Deserialize, Serialize};
+use std::{net::SocketAddr, path::PathBuf};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -28,9 +29,35 @@ pub struct Config {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub backends: Vec<Backend>,
+    /// How sluice follows its own config file.
+    #[serde(default)]
+    pub config: ConfigSource,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSource {
+    /// Reload when the config file changes (written in place, replaced by rename, or
+    /// a symlink swapped as Kubernetes ConfigMaps do). SIGHUP and `POST /reload`
+    /// reload either way.
+    #[serde(default)]
+    pub watch: bool,
+    /// Quiet time after the last file event before reloading, so an editor's or a
+    /// deploy tool's burst of writes is read once, complete.
+    #[serde(default = "default_watch_debounce")]
+    pub watch_debounce: HumanDuration,
+}
+
+impl Default for ConfigSource {
+    fn default() -> Self {
+        Self {
+            watch: false,
+            watch_debounce: default_watch_debounce(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
     /// Worker threads for the data path; 0 = one per CPU. 1 runs a single-threaded reactor.
@@ -38,7 +65,7 @@ pub struct Runtime {
     pub workers: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -46,7 +73,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
     /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter (`sluice_pool=debug`).
@@ -69,14 +96,14 @@ impl Default for Log {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     /// `host:port` or `unix:/path`.
     pub bind: BindAddr,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shutdown {
     /// On SIGTERM/SIGINT: stop accepting, let in-flight requests finish for at most this long.
@@ -92,7 +119,7 @@ impl Default for Shutdown {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Open client connections across all listeners; at the limit sluice stops
@@ -101,7 +128,7 @@ pub struct Limits {
     pub max_client_connections: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resolver {
     /// Name servers as `ip:port` (UDP, with TCP fallback), e.g. `10.96.0.10:53`.
@@ -114,7 +141,7 @@ pub struct Resolver {
     pub attempts: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub name: String,
@@ -150,7 +177,7 @@ pub struct Listener {
     pub half_close: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Exact host (`api.example.com`), wildcard (`*.example.com`: any subdomain,
@@ -162,7 +189,7 @@ pub struct Route {
     pub backend: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backend {
     pub name: String,
@@ -204,7 +231,7 @@ pub struct Backend {
     pub retries: Retries,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -213,7 +240,7 @@ pub enum Protocol {
     Auto,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
     RoundRobin,
@@ -229,11 +256,20 @@ pub enum Balance {
 }
 
 /// What `balance: hash` hashes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum HashOn {
     ClientIp,
     Header(String),
+}
+
+impl From<HashOn> for String {
+    fn from(h: HashOn) -> Self {
+        match h {
+            HashOn::ClientIp => "client_ip".into(),
+            HashOn::Header(name) => format!("header:{name}"),
+        }
+    }
 }
 
 impl TryFrom<String> for HashOn {
@@ -257,7 +293,7 @@ impl TryFrom<String> for HashOn {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendLimits {
     /// Requests in flight per server (each HTTP/1.1 request holds one connection, so
@@ -282,7 +318,7 @@ impl Default for BackendLimits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpOptions {
     /// TCP_NODELAY on upstream sockets.
@@ -310,7 +346,7 @@ impl Default for TcpOptions {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
     /// A record's TTL is raised to at least this before the next lookup.
@@ -334,7 +370,7 @@ impl Default for Dns {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     /// Active HTTP checks; absent = none.
@@ -345,7 +381,7 @@ pub struct Health {
     pub passive: Option<PassiveHealth>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     /// Path requested with GET; 2xx and 3xx pass.
@@ -366,7 +402,7 @@ pub struct HealthCheck {
     pub fall: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassiveHealth {
     /// Consecutive failures (connect errors, and 5xx if `on_5xx`) that eject a server.
@@ -383,7 +419,7 @@ pub struct PassiveHealth {
     pub max_ejection_time: HumanDuration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retries {
     /// Retries per request (0 = none beyond the stale-connection retry, which is always on).
@@ -408,7 +444,7 @@ impl Default for Retries {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBudget {
     /// Retries allowed as a share of requests over the last 10 s.
@@ -428,7 +464,7 @@ impl Default for RetryBudget {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// Server name sent in SNI and verified; default: the server's host.
@@ -452,7 +488,7 @@ impl Default for Tls {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Idle connections kept per server (beyond that, a returned connection is closed).
@@ -499,7 +535,7 @@ impl Default for Pool {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// TCP connect plus TLS handshake.
@@ -529,138 +565,14 @@ impl Default for Timeouts {
     }
 }
 
-/// Where a listener binds.
-#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "String")]
-pub enum BindAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl TryFrom<String> for BindAddr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("unix: needs a path, e.g. unix:/run/sluice/egress.sock".into());
-            }
-            return Ok(Self::Unix(PathBuf::from(path)));
-        }
-        s.parse::<SocketAddr>().map(Self::Tcp).map_err(|_| {
-            format!("invalid bind address {s:?}: expected ip:port (e.g. 127.0.0.1:8080, [::1]:8080) or unix:/path")
-        })
-    }
-}
-
-impl fmt::Debug for BindAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for BindAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(a) => write!(f, "{a}"),
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// An upstream server.
-#[derive(Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "String")]
-pub enum ServerAddr {
-    /// A host name or IP literal (without brackets) and a port.
-    Tcp {
-        host: String,
-        port: u16,
-    },
-    Unix(PathBuf),
-}
-
-impl ServerAddr {
-    /// The host part, for SNI and `Host` defaults; `None` for Unix sockets.
-    pub fn host(&self) -> Option<&str> {
-        match self {
-            Self::Tcp { host, .. } => Some(host),
-            Self::Unix(_) => None,
-        }
-    }
-}
-
-impl TryFrom<String> for ServerAddr {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        if let Some(path) = s.strip_prefix("unix:") {
-            if path.is_empty() {
-                return Err("unix: needs a path, e.g. unix:/run/app.sock".into());
-            }
-            return Ok(Self::Unix(PathBuf::from(path)));
-        }
-        if s.contains("://") {
-            return Err(format!(
-                "invalid server {s:?}: write host:port without a scheme (TLS is set by the backend's `tls`)"
-            ));
-        }
-        let bad = || {
-            format!("invalid server {s:?}: expected host:port (e.g. api.example.com:443, [::1]:8443) or unix:/path")
-        };
-        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if host.is_empty() || port == 0 || host.contains(['/', ' ']) {
-            return Err(bad());
-        }
-        Ok(Self::Tcp {
-            host: host.to_ascii_lowercase(),
-            port,
-        })
-    }
-}
-
-impl fmt::Debug for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Self::Tcp { host, port } => write!(f, "{host}:{port}"),
-            Self::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-/// A Unix file mode written as an octal string ("0660").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct FileMode(pub u32);
-
-impl TryFrom<String> for FileMode {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let digits = s.strip_prefix("0o").unwrap_or(&s);
-        match u32::from_str_radix(digits, 8) {
-            Ok(m) if m <= 0o777 => Ok(Self(m)),
-            _ => Err(format!(
-                "invalid mode {s:?}: expected an octal file mode like \"0660\""
-            )),
-        }
-    }
-}
-
 fn yes() -> bool {
     true
 }
 fn default_log_level() -> String {
     "info".into()
+}
+fn default_watch_debounce() -> HumanDuration {
+    HumanDuration::millis(200)
 }
 fn default_drain() -> HumanDuration {
     HumanDuration::secs(30)

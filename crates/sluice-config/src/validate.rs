@@ -25,6 +25,8 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         c.limits.max_client_connections,
         MAX_CLIENT_CONNECTIONS,
     )?;
+    // 0 would reload on the first event of a save, maybe reading a half-written file.
+    positive("config.watch_debounce", c.config.watch_debounce.get())?;
     let mut names = HashSet::new();
     let mut binds = HashSet::new();
     for (i, l) in c.listeners.iter().enumerate() {
