@@ -130,6 +130,7 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
             AdminState {
                 registry: Arc::new(registry),
                 ready: ready.clone(),
+                control: None,
             },
         )?;
     }
