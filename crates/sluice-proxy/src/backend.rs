@@ -4,19 +4,23 @@
 
 use crate::budget::RetryBudget;
 use crate::clock::now_ms;
-use crate::metrics::{BackendMetrics, Metrics, Name, ServerLabels};
+use crate::h1_conn::H1;
+use crate::metrics::{BackendMetrics, Metrics, Name, SeriesGuard, ServerLabels};
 use parking_lot::{Mutex, RwLock};
 use prometheus_client::metrics::gauge::Gauge;
 use rustls::pki_types::ServerName;
 use sluice_config::{Balance, HashOn, Protocol, ServerAddr};
 use sluice_net::{Connector, Endpoint, Target};
 use sluice_pool::Limiter;
-use sluice_pool::{Policy, PoolKey};
+use sluice_pool::{IdleList, Policy, Pool, PoolKey};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Weak;
 use std::time::Duration;
+use tokio::task::AbortHandle;
 
 /// An open in progress that several requests wait for; each gets its outcome.
 pub type SharedOpen = futures_util::future::Shared<
@@ -61,12 +65,18 @@ pub struct Server {
     /// Stable per-address value for rendezvous hashing.
     hash_id: u64,
     pub metrics: ServerMetrics,
+    /// This server's idle HTTP/1.1 connections (the pool's list for its key).
+    pub idle: Arc<IdleList<H1>>,
+    /// Connections opened to it, and requests that reused one (for `/pools`).
+    pub opened: AtomicU64,
+    pub reused: AtomicU64,
 }
 
-#[derive(Clone)]
 pub struct ServerMetrics {
     pub inflight: Gauge,
     pub healthy: Gauge,
+    /// Removes the server's series once the last server with its labels is gone.
+    _series: SeriesGuard,
 }
 
 /// Health from two sources: active checks (up/down with rise/fall) and passive
@@ -155,15 +165,50 @@ impl ServerTemplate {
         }
     }
 
-    pub fn build(&self, endpoint: Endpoint, backend: &Name, metrics: &Metrics) -> Arc<Server> {
+    /// The server for `endpoint`: the one already known by its identity (backend, pool
+    /// key, check host), so its state survives DNS changes and reloads; or a new one.
+    pub fn build(
+        &self,
+        endpoint: Endpoint,
+        backend: &Name,
+        catalog: &ServerCatalog,
+    ) -> Arc<Server> {
+        let key = PoolKey::new(format!("{endpoint}|{}", self.tls_identity));
+        let id = (backend.as_str().to_string(), key.clone(), self.host.clone());
+        let mut known = catalog.servers.lock();
+        if let Some(s) = known.get(&id).and_then(Weak::upgrade) {
+            s.removed.store(false, Ordering::Relaxed);
+            return s;
+        }
+        if known.len() >= 64 && known.len() >= 2 * catalog.live_hint.load(Ordering::Relaxed) {
+            known.retain(|_, w| w.strong_count() > 0);
+            catalog.live_hint.store(known.len(), Ordering::Relaxed);
+        }
+        let server = self.create(endpoint, key, backend, catalog);
+        known.insert(id, Arc::downgrade(&server));
+        server
+    }
+
+    fn create(
+        &self,
+        endpoint: Endpoint,
+        key: PoolKey,
+        backend: &Name,
+        catalog: &ServerCatalog,
+    ) -> Arc<Server> {
+        let metrics = &catalog.metrics;
         let label = Name::new(&endpoint.to_string());
         let origin = self.hostname().map(|_| Name::new(&self.spec.to_string()));
         let labels = ServerLabels {
             backend: backend.clone(),
             server: label.clone(),
         };
+        let series = metrics.server_series(&labels);
         let server = Server {
-            key: PoolKey::new(format!("{endpoint}|{}", self.tls_identity)),
+            idle: catalog.h1.list(&key),
+            opened: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+            key,
             target: Target {
                 endpoint,
                 tls: self.tls.clone(),
@@ -184,10 +229,35 @@ impl ServerTemplate {
             metrics: ServerMetrics {
                 inflight: metrics.server_inflight.get_or_create(&labels).clone(),
                 healthy: metrics.server_healthy.get_or_create(&labels).clone(),
+                _series: series,
             },
         };
         server.metrics.healthy.set(1);
         Arc::new(server)
+    }
+}
+
+/// Every server that exists, by identity (backend, pool key, check host), and what
+/// servers are built from. Outlives config generations: a new generation finds its
+/// servers here, with their health, ejection and in-flight counts.
+pub struct ServerCatalog {
+    servers: Mutex<HashMap<ServerId, Weak<Server>>>,
+    /// Entries alive at the last sweep: the map is swept when it doubles.
+    live_hint: AtomicUsize,
+    pub metrics: Metrics,
+    pub h1: Pool<H1>,
+}
+
+type ServerId = (String, PoolKey, String);
+
+impl ServerCatalog {
+    pub fn new(metrics: Metrics, h1: Pool<H1>) -> Self {
+        Self {
+            servers: Mutex::new(HashMap::new()),
+            live_hint: AtomicUsize::new(0),
+            metrics,
+            h1,
+        }
     }
 }
 
@@ -227,7 +297,12 @@ pub struct Backend {
     pub budget: RetryBudget,
     next: AtomicUsize,
     pub metrics: BackendMetrics,
-    pub registry: Metrics,
+    pub catalog: Arc<ServerCatalog>,
+    /// The backend's definition, canonical: equal definitions in two generations
+    /// mean the same backend (the object is reused, nothing restarts).
+    pub definition: String,
+    /// Its background work (DNS refresh, health checks); aborted when it leaves.
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl Backend {
@@ -240,13 +315,14 @@ impl Backend {
         limiter: Limiter<Backend>,
         budget: RetryBudget,
         metrics: BackendMetrics,
-        registry: Metrics,
+        catalog: Arc<ServerCatalog>,
+        definition: String,
     ) -> Self {
         let entries: Vec<Vec<Arc<Server>>> = templates
             .iter()
             .map(|t| {
                 t.static_endpoint()
-                    .map(|e| vec![t.build(e, &name, &registry)])
+                    .map(|e| vec![t.build(e, &name, &catalog)])
                     .unwrap_or_default()
             })
             .collect();
@@ -263,7 +339,55 @@ impl Backend {
             budget,
             next: AtomicUsize::new(0),
             metrics,
-            registry,
+            catalog,
+            definition,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keeps a handle on background work of this backend, to stop it with [`Backend::stop`].
+    pub fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Stops the backend's background work (it left the config, or was replaced).
+    pub fn stop(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Background tasks still running (for tests of reloads).
+    pub fn running_tasks(&self) -> usize {
+        self.tasks
+            .lock()
+            .iter()
+            .filter(|t| !t.is_finished())
+            .count()
+    }
+
+    /// Takes over the current addresses of an older version of this backend for the
+    /// entries both have (the same host name), so a changed backend serves at once,
+    /// before its own first DNS lookup.
+    pub fn adopt_endpoints(&self, old: &Backend) {
+        for (i, t) in self.templates.iter().enumerate() {
+            if t.hostname().is_none() {
+                continue;
+            }
+            let Some(j) = old.templates.iter().position(|o| o.spec == t.spec) else {
+                continue;
+            };
+            let endpoints: Vec<Endpoint> = old
+                .entries
+                .lock()
+                .get(j)
+                .map(|e| e.iter().map(|s| s.target.endpoint.clone()).collect())
+                .unwrap_or_default();
+            if !endpoints.is_empty() {
+                self.set_endpoints(i, &endpoints);
+            }
         }
     }
 
@@ -294,7 +418,7 @@ impl Backend {
             match current.iter().find(|s| &s.target.endpoint == e) {
                 Some(s) => next.push(s.clone()),
                 None => {
-                    let s = template.build(e.clone(), &self.name, &self.registry);
+                    let s = template.build(e.clone(), &self.name, &self.catalog);
                     added.push(s.clone());
                     next.push(s);
                 }

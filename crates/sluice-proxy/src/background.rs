@@ -14,20 +14,53 @@ const TICK: Duration = Duration::from_secs(1);
 /// Resolves server names once (bounded by the resolver's timeout), then starts every
 /// background task on the current runtime.
 pub async fn start(proxy: &Arc<Proxy>) -> Result<(), String> {
-    let rt = proxy.runtime().clone();
-    let resolver = dns::Resolver::new(rt.resolver.as_ref())?;
-    for backend in &rt.backends {
+    let rt = proxy.runtime();
+    start_backends(proxy, rt.resolver.as_ref(), &rt.backends).await?;
+    start_maintenance(proxy);
+    Ok(())
+}
+
+/// Starts the background work of these backends (new in a generation): health
+/// checks, and DNS (resolving each name once first, bounded by the resolver's timeout).
+/// Each backend keeps the handles; [`stop_backends`] ends them.
+pub async fn start_backends(
+    proxy: &Arc<Proxy>,
+    resolver: Option<&sluice_config::Resolver>,
+    backends: &[Arc<Backend>],
+) -> Result<(), String> {
+    let needs_dns = backends
+        .iter()
+        .any(|b| b.templates.iter().any(|t| t.hostname().is_some()));
+    let resolver = match needs_dns {
+        true => Some(dns::Resolver::new(resolver)?),
+        false => None,
+    };
+    for backend in backends {
         for server in backend.servers().iter() {
             health::spawn(backend, server, proxy.pools(), proxy.metrics());
         }
     }
-    // All names at once: startup waits for the slowest lookup, not their sum.
-    futures_util::future::join_all(
-        rt.backends
-            .iter()
-            .map(|backend| dns::start(&resolver, backend, proxy)),
-    )
-    .await;
+    if let Some(resolver) = &resolver {
+        // All names at once: startup waits for the slowest lookup, not their sum.
+        futures_util::future::join_all(
+            backends
+                .iter()
+                .map(|backend| dns::start(resolver, backend, proxy)),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Stops the background work of backends that left (or were replaced by a new version).
+pub fn stop_backends(backends: &[Arc<Backend>]) {
+    for b in backends {
+        b.stop();
+    }
+}
+
+/// The maintenance loop over the current generation (once per process).
+pub fn start_maintenance(proxy: &Arc<Proxy>) {
     let reap = proxy.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
@@ -37,7 +70,6 @@ pub async fn start(proxy: &Arc<Proxy>) -> Result<(), String> {
             maintain(&reap);
         }
     });
-    Ok(())
 }
 
 fn maintain(proxy: &Arc<Proxy>) {
@@ -71,13 +103,14 @@ fn maintain(proxy: &Arc<Proxy>) {
 /// Tops up a server's idle connections to `min_idle_per_server`, one task at a time.
 fn warm(proxy: &Arc<Proxy>, backend: &Arc<Backend>, server: &Arc<crate::backend::Server>) {
     let pools = proxy.pools();
-    let idle = pools.h1.idle_len(&server.key) + pools.h2.count(&server.key);
+    let idle = server.idle.len() + pools.h2.count(&server.key);
     if idle >= backend.settings.min_idle || server.warming.swap(true, Ordering::AcqRel) {
         return;
     }
     let need = backend.settings.min_idle - idle;
-    let (proxy, backend, server) = (proxy.clone(), backend.clone(), server.clone());
-    tokio::spawn(async move {
+    let (proxy, owner, server) = (proxy.clone(), backend.clone(), server.clone());
+    let backend = owner.clone();
+    let task = tokio::spawn(async move {
         for _ in 0..need {
             let r = upstream::warm(proxy.pools(), proxy.metrics(), &backend, &server).await;
             if let Err(e) = r {
@@ -90,4 +123,5 @@ fn warm(proxy: &Arc<Proxy>, backend: &Arc<Backend>, server: &Arc<crate::backend:
         }
         server.warming.store(false, Ordering::Release);
     });
+    owner.track(task.abort_handle());
 }

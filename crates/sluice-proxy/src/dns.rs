@@ -116,14 +116,16 @@ pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Prox
     let first = names.map(|(index, host, port)| async move {
         let result = resolver.lookup(&host).await;
         let mut wait = apply(proxy, backend, index, &host, port, result);
-        let (resolver, backend, proxy) = (resolver.clone(), backend.clone(), proxy.clone());
-        tokio::spawn(async move {
+        let (resolver, owner, proxy) = (resolver.clone(), backend.clone(), proxy.clone());
+        let backend = owner.clone();
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(wait).await;
                 let result = resolver.lookup(&host).await;
                 wait = apply(&proxy, &backend, index, &host, port, result);
             }
         });
+        owner.track(task.abort_handle());
     });
     futures_util::future::join_all(first).await;
 }

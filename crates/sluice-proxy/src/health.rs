@@ -21,13 +21,14 @@ pub fn spawn(backend: &Arc<Backend>, server: &Arc<Server>, pools: &Pools, metric
     let Some(hc) = backend.settings.check.clone() else {
         return;
     };
+    let owner = backend.clone();
     let (backend, server, pools, metrics) = (
         backend.clone(),
         server.clone(),
         pools.clone(),
         metrics.clone(),
     );
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let labels = |result| CheckLabels {
             backend: backend.name.clone(),
             server: server.label.clone(),
@@ -76,6 +77,7 @@ pub fn spawn(backend: &Arc<Backend>, server: &Arc<Server>, pools: &Pools, metric
             }
         }
     });
+    owner.track(task.abort_handle());
 }
 
 /// One check: connect, request, expect 2xx or 3xx, all within `timeout`.

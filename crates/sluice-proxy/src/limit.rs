@@ -115,8 +115,13 @@ mod tests {
             "listeners: [{{name: e, bind: '127.0.0.1:0'}}]\nbackends: [{{name: a, servers: ['10.0.0.1:1', '10.0.0.2:1'], limits: {limits}, timeouts: {{queue: 50ms}}}}]"
         );
         let config = sluice_config::parse("t", &yaml).unwrap();
-        let rt =
-            crate::compile(&config, &Metrics::register(&mut Registry::default()), "t").unwrap();
+        let rt = crate::compile(
+            &config,
+            &crate::Registry::new(Metrics::register(&mut Registry::default())),
+            None,
+            "t",
+        )
+        .unwrap();
         rt.backends[0].clone()
     }
 

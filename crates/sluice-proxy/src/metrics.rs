@@ -117,6 +117,90 @@ pub struct Metrics {
     pub h2_connections: Family<BackendLabels, Gauge>,
     pub h2_streams: Family<BackendLabels, Gauge>,
     pub h2_streams_per_connection: Family<BackendLabels, Histogram>,
+    /// How many live servers use each server label set (two generations can hold two
+    /// server objects with the same labels for a moment).
+    server_refs: Arc<parking_lot::Mutex<std::collections::HashMap<ServerLabels, usize>>>,
+}
+
+/// Holds a server's metric series; the last guard of a label set removes them.
+pub struct SeriesGuard {
+    labels: ServerLabels,
+    metrics: Metrics,
+}
+
+impl Drop for SeriesGuard {
+    fn drop(&mut self) {
+        let mut refs = self.metrics.server_refs.lock();
+        let gone = match refs.get_mut(&self.labels) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                refs.remove(&self.labels);
+                true
+            }
+        };
+        drop(refs);
+        if gone {
+            self.metrics.remove_server(&self.labels);
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a server with these labels in; its guard counts it out.
+    pub fn server_series(&self, labels: &ServerLabels) -> SeriesGuard {
+        *self.server_refs.lock().entry(labels.clone()).or_default() += 1;
+        SeriesGuard {
+            labels: labels.clone(),
+            metrics: self.clone(),
+        }
+    }
+
+    fn remove_server(&self, l: &ServerLabels) {
+        self.server_inflight.remove(l);
+        self.server_healthy.remove(l);
+        self.ejections.remove(l);
+        for result in ["pass", "fail"] {
+            self.health_checks.remove(&CheckLabels {
+                backend: l.backend.clone(),
+                server: l.server.clone(),
+                result,
+            });
+        }
+    }
+
+    /// Removes the series of a backend that left the config. (Request counters, keyed
+    /// by route and status too, and connect errors by errno stay: they are counters
+    /// whose label sets are not enumerable here.)
+    pub fn remove_backend(&self, backend: &Name) {
+        let l = BackendLabels {
+            backend: backend.clone(),
+        };
+        self.request_duration.remove(&l);
+        self.upstream_opened.remove(&l);
+        self.upstream_reused.remove(&l);
+        self.upstream_idle.remove(&l);
+        self.upstream_retries.remove(&l);
+        self.connect_duration.remove(&l);
+        self.tls_duration.remove(&l);
+        self.queue_depth.remove(&l);
+        self.queue_time.remove(&l);
+        self.servers.remove(&l);
+        self.retry_budget_exhausted.remove(&l);
+        self.dns_refreshes.remove(&l);
+        self.dns_failures.remove(&l);
+        self.h2_connections.remove(&l);
+        self.h2_streams.remove(&l);
+        self.h2_streams_per_connection.remove(&l);
+        for c in crate::cause::Cause::ALL {
+            self.upstream_errors.remove(&CauseLabels {
+                backend: backend.clone(),
+                cause: c.as_str(),
+            });
+        }
+    }
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -165,6 +249,7 @@ impl Metrics {
             h2_streams_per_connection: Family::new_with_constructor(|| {
                 Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
             }),
+            server_refs: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("sluice");
         r.register(

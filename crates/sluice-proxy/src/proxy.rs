@@ -13,10 +13,12 @@ use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
 use crate::metrics::{Metrics, Name, RequestLabels};
 use crate::passive;
+use crate::registry::Registry;
 use crate::req_body::{ReqBody, Upload};
 use crate::resp_body::RespBody;
 use crate::runtime::Runtime;
 use crate::upstream::{self, Conn, Pools, Upstream};
+use arc_swap::ArcSwap;
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Method, Request, Response};
@@ -28,9 +30,9 @@ use std::time::Duration;
 
 /// The data path's shared state: the config snapshot, the upstream pools, metrics.
 pub struct Proxy {
-    runtime: Arc<Runtime>,
-    pools: Pools,
-    metrics: Metrics,
+    /// The current generation; each request reads it once and keeps it to the end.
+    runtime: ArcSwap<Runtime>,
+    registry: Arc<Registry>,
     /// Shared by reference: one reference-count bump per request, not three.
     counters: Arc<Counters>,
     ids: RequestIds,
@@ -51,16 +53,16 @@ pub struct ClientInfo {
 const NO_ROUTE: &str = "-";
 
 impl Proxy {
-    pub fn new(runtime: Runtime, metrics: Metrics) -> Self {
+    pub fn new(runtime: Runtime, registry: Arc<Registry>) -> Self {
+        let metrics = &registry.metrics;
         let counters = Arc::new(Counters {
             requests: metrics.requests.clone(),
             client_errors: metrics.client_errors.clone(),
             upstream_errors: metrics.upstream_errors.clone(),
         });
         Self {
-            runtime: Arc::new(runtime),
-            pools: Pools::default(),
-            metrics,
+            runtime: ArcSwap::from_pointee(runtime),
+            registry,
             counters,
             ids: RequestIds::new(),
             dash: Name::new(NO_ROUTE),
@@ -68,22 +70,33 @@ impl Proxy {
     }
 
     pub fn pools(&self) -> &Pools {
-        &self.pools
+        &self.registry.pools
     }
 
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
+    /// The current generation.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Makes `next` the generation new requests see; returns the one it replaced.
+    /// Requests already running keep theirs.
+    pub fn swap(&self, next: Arc<Runtime>) -> Arc<Runtime> {
+        self.runtime.swap(next)
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.registry.metrics
     }
 
     /// Answers one client request. Never fails: errors become 4xx/5xx responses that
     /// carry a `sluice-error` header.
     pub async fn handle(&self, req: Request<Incoming>, client: &ClientInfo) -> Response<RespBody> {
         client.conn.begin_request();
-        let rt = self.runtime.clone();
+        let rt = self.runtime.load_full();
         let (mut parts, body) = req.into_parts();
         let request_id = self.request_id(&mut parts);
         let log = rt.access_log.then(|| LogFields {
@@ -189,7 +202,7 @@ impl Proxy {
             let slot = limit::acquire(backend, hash, avoid.as_ref()).await?;
             let server = slot.member().clone();
             let acquired =
-                upstream::acquire(&self.pools, &self.metrics, backend, &server, fresh).await;
+                upstream::acquire(self.pools(), self.metrics(), backend, &server, fresh).await;
             let (conn, reused) = match acquired {
                 Ok(c) => c,
                 Err(e) => {
@@ -210,8 +223,9 @@ impl Proxy {
             };
             if reused {
                 backend.metrics.reused.inc();
+                server.reused.fetch_add(1, Ordering::Relaxed);
             }
-            let mut up = Upstream::new(conn, self.pools.clone(), slot);
+            let mut up = Upstream::new(conn, self.pools().clone(), slot);
             // A copy to replay: needed after a stale pooled connection or a refused
             // h2 stream, never for a fresh HTTP/1.1 connection (saves the header copy).
             let h2 = matches!(up.conn_mut(), Some(Conn::H2(_)));
@@ -234,8 +248,8 @@ impl Proxy {
                 Some(Ok(resp)) => {
                     let failed = resp.status().is_server_error()
                         && settings.passive.as_ref().is_some_and(|p| p.on_5xx);
-                    passive::record(&self.metrics, backend, &server, !failed, || {
-                        self.pools.forget(&server)
+                    passive::record(self.metrics(), backend, &server, !failed, || {
+                        self.pools().forget(&server)
                     });
                     return Ok((resp, up, reused));
                 }
@@ -311,8 +325,8 @@ impl Proxy {
     /// A failure on `server`, fed to passive health if the server caused it.
     fn passive(&self, backend: &Backend, server: &Server, e: &ProxyError) {
         if e.cause.counts_against_server() && !e.health_fed {
-            passive::record(&self.metrics, backend, server, false, || {
-                self.pools.forget(server)
+            passive::record(self.metrics(), backend, server, false, || {
+                self.pools().forget(server)
             });
         }
     }

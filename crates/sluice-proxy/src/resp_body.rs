@@ -133,7 +133,7 @@ impl RespBody {
             if let Some(up) = conn.take() {
                 let (backend, server) = (&up.slot.group(), &up.slot.member());
                 tracing::warn!(backend = %backend.name.as_str(), server = %server.label.as_str(), cause = cause.as_str(), detail, bytes_sent = self.bytes, "upstream response body failed; resetting the client connection");
-                passive::record(&backend.registry, backend, server, false, || {
+                passive::record(&backend.catalog.metrics, backend, server, false, || {
                     up.pools().forget(server)
                 });
             }

@@ -42,40 +42,31 @@ impl Drain {
 
 /// Accepts clients on `listener` until `stop` turns true, then closes the listening
 /// socket and returns its open connections, so the caller can wait for them.
+///
+/// `settings` may change while it runs (a reload): new connections get the new ones,
+/// open connections keep theirs. The socket stays the same.
 pub async fn serve(
     listener: Listener,
-    settings: ListenerSettings,
+    mut settings_rx: watch::Receiver<ListenerSettings>,
     proxy: Arc<Proxy>,
     mut stop: watch::Receiver<bool>,
 ) -> Drain {
     let (drain_tx, drain_rx) = mpsc::channel(1);
-    let name = Name::new(&settings.name);
-    let labels = ListenerLabels {
-        listener: name.clone(),
-    };
-    let open = proxy
-        .metrics()
-        .client_connections
-        .get_or_create(&labels)
-        .clone();
-    let accepted = proxy
-        .metrics()
-        .client_connections_total
-        .get_or_create(&labels)
-        .clone();
-    let mut builder = http1::Builder::new();
-    // The header timeout is sluice's own (client_conn), so a slow head gets a 408.
-    builder
-        .keep_alive(true)
-        .half_close(settings.half_close)
-        .header_read_timeout(None);
-    let builder = Arc::new(builder);
-    let timeouts = ClientTimeouts {
-        keepalive: settings.keepalive_timeout,
-        request_header: settings.request_header_timeout,
-    };
+    let mut settings = settings_rx.borrow_and_update().clone();
+    let mut setup = Setup::new(&settings, &proxy);
     let paused = proxy.metrics().client_connections_paused.clone();
     loop {
+        if settings_rx.has_changed().unwrap_or(false) {
+            settings = settings_rx.borrow_and_update().clone();
+            setup = Setup::new(&settings, &proxy);
+        }
+        let Setup {
+            name,
+            open,
+            accepted,
+            builder,
+            timeouts,
+        } = &setup;
         // At the connection limit, stop accepting: new clients wait in the kernel's
         // backlog instead of being accepted and then starved or dropped.
         let permit: Option<OwnedSemaphorePermit> = match &settings.client_limit {
@@ -125,7 +116,7 @@ pub async fn serve(
         let ctx = ConnContext {
             listener: name.clone(),
             metrics: proxy.metrics().clone(),
-            timeouts,
+            timeouts: *timeouts,
             _drain: drain_tx.clone(),
         };
         let io = ClientIo::new(stream, state.clone(), settings.send_timeout);
@@ -139,4 +130,48 @@ pub async fn serve(
     }
     drop(listener);
     Drain { rx: drain_rx }
+}
+
+/// What every connection of a listener is served with, built from its settings.
+struct Setup {
+    name: Name,
+    open: prometheus_client::metrics::gauge::Gauge,
+    accepted: prometheus_client::metrics::counter::Counter,
+    builder: Arc<http1::Builder>,
+    timeouts: ClientTimeouts,
+}
+
+impl Setup {
+    fn new(settings: &ListenerSettings, proxy: &Proxy) -> Self {
+        let name = Name::new(&settings.name);
+        let labels = ListenerLabels {
+            listener: name.clone(),
+        };
+        let open = proxy
+            .metrics()
+            .client_connections
+            .get_or_create(&labels)
+            .clone();
+        let accepted = proxy
+            .metrics()
+            .client_connections_total
+            .get_or_create(&labels)
+            .clone();
+        let mut builder = http1::Builder::new();
+        // The header timeout is sluice's own (client_conn), so a slow head gets a 408.
+        builder
+            .keep_alive(true)
+            .half_close(settings.half_close)
+            .header_read_timeout(None);
+        Self {
+            name,
+            open,
+            accepted,
+            builder: Arc::new(builder),
+            timeouts: ClientTimeouts {
+                keepalive: settings.keepalive_timeout,
+                request_header: settings.request_header_timeout,
+            },
+        }
+    }
 }

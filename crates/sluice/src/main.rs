@@ -1,7 +1,14 @@
 //! `sluice`: the command line. `run` serves, `check` validates a config like `nginx -t`.
 
+mod check;
+mod control;
+mod listeners;
 mod logging;
+mod reload;
+mod reload_metrics;
 mod run;
+mod watch;
+mod watching;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,31 +36,23 @@ enum Command {
     },
     /// Validate a config file and exit: 0 if valid; otherwise print the file, the
     /// field and why, and exit 1.
+    ///
+    /// With `--diff OLD`, also print what a reload from OLD to this config would change
+    /// (routes, backends, listeners added/removed/changed, and which upstream pools
+    /// would survive), as a CI or GitOps pipeline would show before shipping it.
     Check {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// The config running now (the one a reload would replace).
+        #[arg(long, value_name = "OLD")]
+        diff: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match run::load(&config) {
-            Ok(c) => {
-                println!(
-                    "{}: ok ({} listeners, {} routes, {} backends)",
-                    config.display(),
-                    c.listeners.len(),
-                    c.routes.len(),
-                    c.backends.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check { config, diff } => check::run(&config, diff.as_deref()),
         Command::Run { config } => run::run(&config),
     }
 }

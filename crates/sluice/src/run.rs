@@ -1,17 +1,21 @@
-//! `sluice run`: load the config, bind everything, serve, drain on SIGTERM/SIGINT.
+//! `sluice run`: load the config, bind everything, serve; reload on SIGHUP (and
+//! `POST /reload`, and file changes with `config.watch`); drain on SIGTERM/SIGINT.
 
+use crate::control::ProcessControl;
+use crate::listeners::Listeners;
 use crate::logging;
+use crate::reload::{Reloader, Trigger};
+use crate::reload_metrics::ReloadMetrics;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use sluice_admin::AdminState;
 use sluice_config::{BindAddr, Config, ConfigError};
-use sluice_proxy::{ListenerSettings, Metrics, Proxy};
+use sluice_proxy::{Metrics, Proxy};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Parses, validates and compiles a config without binding anything (`sluice check`).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -23,11 +27,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         reason,
     })?;
     // Compiling also loads CA files and checks TLS names, which parsing cannot.
-    sluice_proxy::compile(
-        &config,
-        &Metrics::register(&mut Registry::default()),
-        &origin,
-    )?;
+    let registry = sluice_proxy::Registry::new(Metrics::register(&mut Registry::default()));
+    sluice_proxy::compile(&config, &registry, None, &origin)?;
     Ok(config)
 }
 
@@ -73,7 +74,7 @@ pub fn run(path: &Path) -> ExitCode {
 
 async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String> {
     // Before anything is bound: a SIGTERM from here on drains instead of killing us.
-    let signals = Signals::install()?;
+    let mut signals = Signals::install()?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let info =
@@ -81,9 +82,13 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     info.get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
         .set(1);
     registry.register("sluice_build_info", "sluice version", info);
-    let runtime = sluice_proxy::compile(&config, &metrics, &path.display().to_string())
+    let reload_metrics = ReloadMetrics::register(&mut registry);
+    // Canonical from the start, so generation 1 compares like every later one.
+    let config = sluice_config::canonical(&config);
+    let shared = Arc::new(sluice_proxy::Registry::new(metrics));
+    let runtime = sluice_proxy::compile(&config, &shared, None, &path.display().to_string())
         .map_err(|e| e.to_string())?;
-    let proxy = Arc::new(Proxy::new(runtime, metrics));
+    let proxy = Arc::new(Proxy::new(runtime, shared));
     let reap_every = config
         .backends
         .iter()
@@ -95,33 +100,17 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     // Resolves server names (bounded by the resolver's timeout) before listening, so
     // the first requests find addresses; then DNS refresh, checks and warm pool run.
     sluice_proxy::start_background(&proxy).await?;
-    let client_limit = (config.limits.max_client_connections > 0).then(|| {
-        Arc::new(tokio::sync::Semaphore::new(
-            config.limits.max_client_connections,
-        ))
-    });
+    let tasks = sample_tasks(reload_metrics.tasks.clone());
 
-    let mut bound = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        let listener = sluice_net::bind(&l.bind, l.backlog, l.mode)
-            .map_err(|e| format!("listeners[{i}] ({}): cannot bind {}: {e}", l.name, l.bind))?;
-        let addr = listener
-            .local_addr()
-            .map_or_else(|_| l.bind.to_string(), |a| a.to_string());
-        tracing::info!(listener = %l.name, addr = %addr, "listening");
-        bound.push((
-            listener,
-            ListenerSettings {
-                name: l.name.clone(),
-                keepalive_timeout: l.keepalive_timeout.get(),
-                request_header_timeout: l.request_header_timeout.get(),
-                request_body_idle_timeout: l.request_body_idle_timeout.get(),
-                send_timeout: l.send_timeout.get(),
-                half_close: l.half_close,
-                client_limit: client_limit.clone(),
-            },
-        ));
-    }
+    let listeners = Listeners::new(&config);
+    let bound = listeners.bind_new(&config)?;
+    let reloader = Arc::new(Reloader::new(
+        path.to_path_buf(),
+        config.clone(),
+        proxy.clone(),
+        listeners,
+        reload_metrics,
+    ));
 
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(admin) = &config.admin {
@@ -130,37 +119,38 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
             AdminState {
                 registry: Arc::new(registry),
                 ready: ready.clone(),
-                control: None,
+                control: Some(Arc::new(ProcessControl {
+                    reloader: reloader.clone(),
+                    main: tokio::runtime::Handle::current(),
+                })),
             },
         )?;
     }
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let servers: Vec<_> = bound
-        .into_iter()
-        .map(|(listener, settings)| {
-            tokio::spawn(sluice_proxy::serve(
-                listener,
-                settings,
-                proxy.clone(),
-                stop_rx.clone(),
-            ))
-        })
-        .collect();
+    reloader.listeners().lock().await.commit(
+        &config,
+        bound,
+        &proxy,
+        config.shutdown.drain_timeout.get(),
+    );
+    let watcher = crate::watching::start(&reloader, &config, path);
     ready.store(true, Ordering::Relaxed);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, config = %path.display(), "sluice started");
 
-    let signal = signals.wait().await;
-    let drain = config.shutdown.drain_timeout.get();
+    let signal = loop {
+        match signals.wait().await {
+            "SIGHUP" => {
+                let r = reloader.clone();
+                // In its own task: a slow reload never delays the next signal.
+                tokio::spawn(async move { r.reload(Trigger::Sighup).await });
+            }
+            other => break other,
+        }
+    };
+    let drain = reloader.drain_timeout().await;
     tracing::info!(signal, drain_timeout = ?drain, "shutting down: closing listeners, draining in-flight requests");
     ready.store(false, Ordering::Relaxed);
-    let _ = stop_tx.send(true);
-    let mut drains = Vec::new();
-    for s in servers {
-        if let Ok(d) = s.await {
-            drains.push(d);
-        }
-    }
+    drop(watcher);
+    let drains = reloader.listeners().lock().await.shutdown().await;
     // Every connection saw the stop signal itself; this only waits for them to end.
     let all = futures_util::future::join_all(drains.into_iter().map(|d| d.wait()));
     match tokio::time::timeout(drain, all).await {
@@ -170,15 +160,29 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
         }
     }
     reaper.abort();
+    tasks.abort();
     proxy.pools().h1.clear();
     proxy.pools().h2.clear();
     Ok(())
 }
 
-/// SIGTERM and SIGINT, both meaning "drain and exit".
+/// Samples the runtime's live task count into `gauge` every second.
+fn sample_tasks(gauge: Gauge) -> tokio::task::JoinHandle<()> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            gauge.set(handle.metrics().num_alive_tasks() as i64);
+        }
+    })
+}
+
+/// SIGTERM and SIGINT ("drain and exit"), SIGHUP ("reload the config").
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -188,13 +192,16 @@ impl Signals {
             .map_err(|e| format!("cannot install SIGTERM handler: {e}"))?;
         let int = signal(SignalKind::interrupt())
             .map_err(|e| format!("cannot install SIGINT handler: {e}"))?;
-        Ok(Self { term, int })
+        let hup = signal(SignalKind::hangup())
+            .map_err(|e| format!("cannot install SIGHUP handler: {e}"))?;
+        Ok(Self { term, int, hup })
     }
 
-    async fn wait(mut self) -> &'static str {
+    async fn wait(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
         }
     }
 }

@@ -120,6 +120,16 @@ impl H2Pool {
             .map_or(0, |l| l.iter().filter(|c| c.live()).count())
     }
 
+    /// Streams in flight over the live connections of `key`.
+    pub fn streams(&self, key: &PoolKey) -> usize {
+        self.map.lock().get(key).map_or(0, |l| {
+            l.iter()
+                .filter(|c| c.live())
+                .map(|c| c.streams.load(Ordering::Relaxed))
+                .sum()
+        })
+    }
+
     /// Drops connections that are closed, or idle (no streams) for longer than
     /// `idle_ms`. Dropping the last handle lets hyper close the connection.
     pub fn evict(&self, idle_ms: impl Fn(&PoolKey) -> Option<u64>) {

@@ -65,8 +65,9 @@ impl Upstream {
     /// closes it if it is dead or worn out, and so do we if its server left).
     pub fn release(mut self) {
         if let Some(Conn::H1(pooled)) = self.conn.take() {
-            if self.slot.member().available() {
-                self.pools.h1.checkin(pooled);
+            let server = self.slot.member();
+            if server.available() {
+                server.idle.checkin(pooled);
             }
         }
     }
@@ -90,7 +91,7 @@ pub struct Pools {
 impl Pools {
     /// Closes the idle connections of a server that went down or left DNS.
     pub fn forget(&self, server: &Server) {
-        self.h1.clear_key(&server.key);
+        server.idle.clear();
         self.h2.remove(&server.key);
     }
 }
@@ -126,7 +127,7 @@ pub async fn acquire(
         opened(pools, metrics, backend, server).await?;
     }
     if !fresh {
-        while let Some(mut pooled) = pools.h1.checkout(&server.key) {
+        while let Some(mut pooled) = server.idle.checkout() {
             // One returned right after its previous response ended may not be ready
             // yet: its I/O task is about to mark it ready (or closed). Wait for that,
             // briefly: one that takes longer is broken, and a new connection beats a stall.
@@ -246,7 +247,7 @@ async fn open_into_pool(
     server: &Server,
 ) -> Result<(), ProxyError> {
     if let Some(h1) = open_registered(pools, metrics, backend, server).await? {
-        pools.h1.checkin(h1);
+        server.idle.checkin(h1);
     }
     Ok(())
 }

@@ -153,6 +153,9 @@ pub async fn handshake_h1(
     })
     .abort_handle();
     backend.metrics.opened.inc();
+    server
+        .opened
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Pooled::new(
         H1 { tx, task, reset },
         server.key.clone(),
@@ -190,5 +193,8 @@ pub async fn handshake_h2(
         open.dec();
     });
     backend.metrics.opened.inc();
+    server
+        .opened
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Arc::new(H2Conn::new(tx)))
 }

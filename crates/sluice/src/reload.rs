@@ -1,0 +1,330 @@
+//! Live reload: read → parse → validate → canonicalize → compare with the running
+//! config. Equal: `unchanged`, nothing rebuilt. Different: the next generation is
+//! compiled off the request path and swapped in with one pointer store; requests
+//! already running finish on the generation they started with.
+
+use crate::listeners::Listeners;
+use crate::logging;
+use crate::reload_metrics::ReloadMetrics;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sluice_config::{Config, ConfigDiff, PoolChanges};
+use sluice_proxy::{Proxy, Runtime};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// What asked for the reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Sighup,
+    Admin,
+    Watch,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sighup => "sighup",
+            Self::Admin => "admin",
+            Self::Watch => "watch",
+        }
+    }
+}
+
+/// The result of one reload, as `POST /reload` answers and `GET /config` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub result: &'static str,
+    pub trigger: Trigger,
+    pub generation: u64,
+    /// Unix seconds.
+    pub at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ConfigDiff>,
+    pub error: Option<String>,
+    /// From reading the file to the new generation serving.
+    pub took_ms: f64,
+}
+
+struct Current {
+    /// The config file as last loaded, canonical: what the next reload compares with.
+    file: Config,
+    /// What actually runs: `file` with the settings only a restart applies kept from
+    /// the start.
+    effective: Config,
+    generation: u64,
+    last: Option<Outcome>,
+}
+
+pub struct Reloader {
+    path: PathBuf,
+    proxy: Arc<Proxy>,
+    listeners: Mutex<Listeners>,
+    current: parking_lot::Mutex<Arc<CurrentView>>,
+    /// Serialises reloads (a reload waits for the one running).
+    state: Mutex<Current>,
+    metrics: ReloadMetrics,
+}
+
+/// A consistent copy for `GET /config`, readable without waiting for a reload.
+pub struct CurrentView {
+    pub config: Value,
+    pub generation: u64,
+    pub last: Option<Outcome>,
+}
+
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Reads, parses, validates and canonicalizes the file (compiling is the next step).
+pub fn read(path: &Path) -> Result<Config, String> {
+    let config = sluice_config::load(path).map_err(|e| e.to_string())?;
+    logging::check_level(&config.log.level).map_err(|reason| {
+        sluice_config::ConfigError {
+            file: path.display().to_string(),
+            field: "log.level".into(),
+            reason,
+        }
+        .to_string()
+    })?;
+    Ok(sluice_config::canonical(&config))
+}
+
+/// `file` with what needs a restart taken from `running`.
+fn effective(file: &Config, running: &Config) -> Config {
+    let mut c = file.clone();
+    c.runtime = running.runtime.clone();
+    c.admin = running.admin.clone();
+    c.log = running.log.clone();
+    c.limits.max_client_connections = running.limits.max_client_connections;
+    c
+}
+
+impl Reloader {
+    pub fn new(
+        path: PathBuf,
+        config: Config,
+        proxy: Arc<Proxy>,
+        listeners: Listeners,
+        metrics: ReloadMetrics,
+    ) -> Self {
+        let file = sluice_config::canonical(&config);
+        let view = CurrentView {
+            config: serde_json::to_value(&file).unwrap_or(Value::Null),
+            generation: 1,
+            last: None,
+        };
+        metrics.started();
+        Self {
+            path,
+            proxy,
+            listeners: Mutex::new(listeners),
+            current: parking_lot::Mutex::new(Arc::new(view)),
+            state: Mutex::new(Current {
+                effective: file.clone(),
+                file,
+                generation: 1,
+                last: None,
+            }),
+            metrics,
+        }
+    }
+
+    pub fn view(&self) -> Arc<CurrentView> {
+        self.current.lock().clone()
+    }
+
+    /// `shutdown.drain_timeout` of the config serving.
+    pub async fn drain_timeout(&self) -> Duration {
+        self.state
+            .lock()
+            .await
+            .effective
+            .shutdown
+            .drain_timeout
+            .get()
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    pub fn listeners(&self) -> &Mutex<Listeners> {
+        &self.listeners
+    }
+
+    /// Runs one reload to its end and reports it (log, metrics, `GET /config`).
+    pub async fn reload(&self, trigger: Trigger) -> Outcome {
+        let mut cur = self.state.lock().await;
+        let started = tokio::time::Instant::now();
+        let result = self.apply(&mut cur).await;
+        let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let mut outcome = Outcome {
+            result: "",
+            trigger,
+            generation: cur.generation,
+            at: now_unix(),
+            changes: None,
+            error: None,
+            took_ms,
+        };
+        match result {
+            Ok(None) => {
+                outcome.result = "unchanged";
+                tracing::info!(
+                    trigger = trigger.as_str(),
+                    generation = cur.generation,
+                    "config reload unchanged"
+                );
+            }
+            Ok(Some(diff)) => {
+                outcome.result = "applied";
+                let summary = diff.lines().join("; ");
+                if !diff.restart_required.is_empty() {
+                    tracing::warn!(fields = %diff.restart_required.join(", "), "config reload: these settings need a restart and were not applied");
+                }
+                tracing::info!(trigger = trigger.as_str(), generation = cur.generation, changes = %summary, took_ms, "config reload applied");
+                outcome.changes = Some(diff);
+            }
+            Err(e) => {
+                outcome.result = "rejected";
+                tracing::error!(trigger = trigger.as_str(), generation = cur.generation, error = %e, "config reload rejected; the running config keeps serving");
+                outcome.error = Some(e);
+            }
+        }
+        self.metrics
+            .record(outcome.result, cur.generation, outcome.at);
+        cur.last = Some(outcome.clone());
+        *self.current.lock() = Arc::new(CurrentView {
+            config: serde_json::to_value(&cur.effective).unwrap_or(Value::Null),
+            generation: cur.generation,
+            last: cur.last.clone(),
+        });
+        outcome
+    }
+
+    /// `Ok(None)`: unchanged. `Ok(Some(diff))`: applied. `Err`: rejected, nothing changed.
+    async fn apply(&self, cur: &mut Current) -> Result<Option<ConfigDiff>, String> {
+        let path = self.path.clone();
+        let file = tokio::task::spawn_blocking(move || read(&path))
+            .await
+            .map_err(|e| format!("reading the config failed: {e}"))??;
+        if file == cur.file {
+            return Ok(None);
+        }
+        let mut diff = sluice_config::diff(&cur.file, &file);
+        let next_config = effective(&file, &cur.effective);
+        let old = self.proxy.runtime();
+        // Compiling 10,000 routes takes a while: not on a worker thread that serves.
+        let (next, registry) = (next_config.clone(), self.proxy.registry().clone());
+        let (origin, prev) = (self.path.display().to_string(), old.clone());
+        let next = tokio::task::spawn_blocking(move || {
+            sluice_proxy::compile(&next, &registry, Some(&prev), &origin)
+        })
+        .await
+        .map_err(|e| format!("compiling the config failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        let fresh: Vec<_> = next
+            .backends
+            .iter()
+            .filter(|b| !old.backends.iter().any(|o| Arc::ptr_eq(o, b)))
+            .cloned()
+            .collect();
+        sluice_proxy::start_backends(&self.proxy, next.resolver.as_ref(), &fresh).await?;
+        let mut listeners = self.listeners.lock().await;
+        let bound = match listeners.bind_new(&next_config) {
+            Ok(b) => b,
+            Err(e) => {
+                sluice_proxy::stop_backends(&fresh);
+                return Err(e);
+            }
+        };
+        diff.pools = Some(pool_changes(&old, &next));
+        let next = Arc::new(next);
+        let old = self.proxy.swap(next.clone());
+        listeners.commit(
+            &next_config,
+            bound,
+            &self.proxy,
+            next_config.shutdown.drain_timeout.get(),
+        );
+        drop(listeners);
+        retire(&self.proxy, &old, &next);
+        cur.generation = next.generation;
+        cur.file = file;
+        cur.effective = next_config;
+        Ok(Some(diff))
+    }
+}
+
+/// Pools (keys) the old generation used that the new one keeps, adds, and drops.
+fn pool_changes(old: &Runtime, next: &Runtime) -> PoolChanges {
+    let (a, b): (BTreeSet<String>, BTreeSet<String>) = (old.pool_keys(), next.pool_keys());
+    PoolChanges {
+        kept: a.intersection(&b).count(),
+        added: b.difference(&a).count(),
+        removed: a.difference(&b).count(),
+    }
+}
+
+/// After the swap: backends of the old generation that the new one does not use stop
+/// their background work; their servers that no new backend has take no new request
+/// and their idle connections close (in-flight requests finish); the metric series of
+/// backend names that left are removed.
+fn retire(proxy: &Proxy, old: &Runtime, next: &Runtime) {
+    let gone: Vec<_> = old
+        .backends
+        .iter()
+        .filter(|b| !next.backends.iter().any(|n| Arc::ptr_eq(n, b)))
+        .cloned()
+        .collect();
+    sluice_proxy::stop_backends(&gone);
+    let live_keys = next.pool_keys();
+    for b in &gone {
+        let kept = next
+            .backends
+            .iter()
+            .map(|n| n.servers())
+            .collect::<Vec<_>>();
+        for s in b.servers().iter() {
+            let still_used = kept
+                .iter()
+                .any(|list| list.iter().any(|n| Arc::ptr_eq(n, s)));
+            if still_used {
+                continue;
+            }
+            s.removed.store(true, std::sync::atomic::Ordering::Relaxed);
+            if !live_keys.contains(s.key.identity()) {
+                proxy.pools().forget(s);
+            }
+        }
+        if next.backend(b.name.as_str()).is_none() {
+            proxy.metrics().remove_backend(&b.name);
+        }
+    }
+}
+
+/// The JSON answer of `POST /reload`: 200 unless rejected (400).
+pub fn answer(o: &Outcome) -> (u16, String) {
+    let status = if o.result == "rejected" { 400 } else { 200 };
+    let body = serde_json::to_string(o).unwrap_or_else(|_| "{}".into());
+    (status, body)
+}
+
+/// The JSON of `GET /config`.
+pub fn config_json(view: &CurrentView) -> String {
+    json!({
+        "generation": view.generation,
+        "config": view.config,
+        "last_reload": view.last,
+    })
+    .to_string()
+}
