@@ -63,8 +63,8 @@ mod tests;
 
 pub use certs::Certs;
 pub use client::{
-    download, get, get_unix, raw, request, send, send_tls, send_unix, upload, BoxError, Conn,
-    Download, Response,
+    download, get, get_unix, raw, request, send, send_tls, send_unix, spawn_download, upload,
+    BoxError, Conn, Download, Response,
 };
 pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
