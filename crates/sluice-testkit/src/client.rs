@@ -144,6 +144,30 @@ pub async fn upload(addr: SocketAddr, host: &str, path: &str, len: u64) -> Respo
 /// `GET path`, counting and checking the body as it arrives instead of keeping it.
 /// Against the origin's `/bytes/<N>`, expect `len == N` and `intact`.
 pub async fn download(addr: SocketAddr, host: &str, path: &str) -> Download {
+    download_reporting(addr, host, path, None).await
+}
+
+/// [`download`] in a task of its own, for a long stream that something else happens
+/// during (e.g. the origin's `/drip/<N>`): the receiver always holds the body bytes
+/// received so far, so a test can act at a given point of the stream
+/// (`progress.wait_for(|n| *n >= half)`).
+pub fn spawn_download(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> (JoinHandle<Download>, watch::Receiver<u64>) {
+    let (tx, rx) = watch::channel(0);
+    let (host, path) = (host.to_owned(), path.to_owned());
+    let task = tokio::spawn(async move { download_reporting(addr, &host, &path, Some(tx)).await });
+    (task, rx)
+}
+
+async fn download_reporting(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    progress: Option<watch::Sender<u64>>,
+) -> Download {
     let what = format!("download of {path} (Host: {host}) via {addr}");
     let req = request(Method::GET, host, path, Empty::new());
     let result = bounded(async move {
@@ -158,6 +182,9 @@ pub async fn download(addr: SocketAddr, host: &str, path: &str) -> Download {
                 Ok(frame) => {
                     if let Some(data) = frame.data_ref() {
                         check.update(data);
+                        if let Some(progress) = &progress {
+                            progress.send_replace(check.len());
+                        }
                     }
                 }
                 Err(e) => {

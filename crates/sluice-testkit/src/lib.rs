@@ -12,6 +12,8 @@
 //! * [`Sluice`]: the real binary as a child process, with its logs collected.
 //! * [`client`]: one-connection-per-call clients, raw sockets, streaming uploads and
 //!   downloads.
+//! * [`reload`]: rewriting a running sluice's config and reloading it (SIGHUP, admin
+//!   `POST /reload`, file watch), and reading the outcome (`/config`, metrics, log).
 //!
 //! ```no_run
 //! use sluice_testkit::{get, Certs, Origin, Sluice};
@@ -56,6 +58,7 @@ mod logs;
 pub mod origin;
 mod process;
 pub mod raw;
+pub mod reload;
 mod wait;
 
 #[cfg(test)]
@@ -63,14 +66,15 @@ mod tests;
 
 pub use certs::Certs;
 pub use client::{
-    download, get, get_unix, raw, request, send, send_tls, send_unix, upload, BoxError, Conn,
-    Download, Response,
+    download, get, get_unix, raw, request, send, send_tls, send_unix, spawn_download, upload,
+    BoxError, Conn, Download, Response,
 };
 pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use raw::{Ending, RawConn};
+pub use reload::{check_config, ReloadCounts};
 pub use wait::DEFAULT_WAIT;
 
 /// Re-exported so tests need no direct dependency to build requests and bodies.

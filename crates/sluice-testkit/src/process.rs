@@ -183,14 +183,7 @@ impl Sluice {
     /// The value of one series on `/metrics`, written as it appears there, e.g.
     /// `sluice_upstream_idle_connections{backend="app"}`; `None` if it is absent.
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = self.metrics().await;
-        text.lines().find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+        metric_value(&self.metrics().await, series)
     }
 
     /// Polls `/metrics` until `series` satisfies `condition` (an absent series reads
@@ -301,6 +294,16 @@ impl Sluice {
         self.stderr.wait_for_line(timeout, matches).await
     }
 
+    /// Waits until `done(stderr lines so far)` holds (re-checked on each new line);
+    /// whether it did within `timeout`.
+    pub(crate) async fn wait_for_stderr_lines(
+        &self,
+        timeout: Duration,
+        done: impl FnMut(&[String]) -> bool,
+    ) -> bool {
+        self.stderr.wait_until(timeout, done).await
+    }
+
     /// Every stdout line so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.snapshot()
@@ -371,21 +374,12 @@ impl Expected {
 
     /// Records a `listening` / `admin listening` log line.
     fn note(&mut self, line: &str) {
-        let Ok(event) = serde_json::from_str::<Json>(line) else {
-            return;
-        };
-        let fields = &event["fields"];
-        let Some(addr) = fields["addr"].as_str() else {
-            return;
-        };
-        match fields["message"].as_str() {
-            Some("listening") => {
-                if let Some(name) = fields["listener"].as_str() {
-                    self.bound.insert(name.to_owned(), addr.to_owned());
-                }
+        match listening(line) {
+            Some(Listening::Listener { name, addr }) => {
+                self.bound.insert(name, addr);
             }
-            Some("admin listening") => self.admin_bound = Some(addr.to_owned()),
-            _ => {}
+            Some(Listening::Admin { addr }) => self.admin_bound = Some(addr),
+            None => {}
         }
     }
 
@@ -393,6 +387,39 @@ impl Expected {
         self.listeners.iter().all(|l| self.bound.contains_key(l))
             && (!self.admin || self.admin_bound.is_some())
     }
+}
+
+/// What a `listening` (`listener`, `addr`) or `admin listening` (`addr`) JSON log line
+/// reports: at start, and for a listener a reload added.
+pub(crate) enum Listening {
+    Listener { name: String, addr: String },
+    Admin { addr: String },
+}
+
+/// Parses a stderr line as a `listening` / `admin listening` event.
+pub(crate) fn listening(line: &str) -> Option<Listening> {
+    let event = serde_json::from_str::<Json>(line).ok()?;
+    let fields = &event["fields"];
+    let addr = fields["addr"].as_str()?.to_owned();
+    match fields["message"].as_str()? {
+        "listening" => Some(Listening::Listener {
+            name: fields["listener"].as_str()?.to_owned(),
+            addr,
+        }),
+        "admin listening" => Some(Listening::Admin { addr }),
+        _ => None,
+    }
+}
+
+/// The value of `series` (written as on `/metrics`, labels included) in a metrics text.
+pub(crate) fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn log_format_is_json(yaml: &str) -> bool {

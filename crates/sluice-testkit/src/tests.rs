@@ -105,6 +105,26 @@ async fn origin_streams_generated_bytes_and_sinks_uploads() {
 }
 
 #[tokio::test]
+async fn origin_drips_a_slow_body_and_spawn_download_reports_progress() {
+    let origin = Origin::start().await;
+    let started = tokio::time::Instant::now();
+    let (task, mut progress) = spawn_download(origin.addr(), "x", "/drip/5?size=100&every=50");
+    // The first chunk comes at once, the stream stays in flight until the last.
+    progress.wait_for(|n| *n >= 100).await.expect("progress");
+    assert_eq!(origin.in_flight(), 1);
+    let download = task.await.expect("download task");
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(download.headers.get("content-length").and_then(|v| v.to_str().ok()), Some("500"), "sent with Content-Length");
+    assert_eq!((download.len, download.intact, download.error), (500, true, None));
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "four pauses of 50 ms: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(*progress.borrow(), 500);
+}
+
+#[tokio::test]
 async fn origin_status_head_and_drop() {
     let origin = Origin::start().await;
     let addr = origin.addr();

@@ -8,7 +8,9 @@
 //! * Listens on `ADDR` (`ip:port`, port 0 allowed) and prints `listening on <addr>` once
 //!   bound (flushed), so a script can wait for that line.
 //! * Answers every request `200 ok`; `/stats` answers `open=<n> peak_open=<n>
-//!   accepted=<n> requests=<n>`.
+//!   accepted=<n> requests=<n>`; `/drip/<N>?size=<S>&every=<ms>` streams N chunks of S
+//!   bytes (default 1024), the first at once, then one every `ms` (default 100), with
+//!   `Content-Length: N*S` (a slow streaming response; `reload-soak.sh` holds 100 open).
 //! * Never closes a connection first: keep-alive on, no header-read timeout, no
 //!   request limit. Whoever closes first gets the TIME_WAIT, and in the scenarios that
 //!   must be the client.
@@ -21,9 +23,10 @@
 //! script asking for the numbers does not disturb them. `requests` excludes `/stats`.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request, Response};
 use hyper_util::rt::TokioIo;
+use sluice_testkit::body::Drip;
 use std::{
     convert::Infallible,
     error::Error,
@@ -148,6 +151,10 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, BoxError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+fn text(body: String) -> UnsyncBoxBody<Bytes, Infallible> {
+    Full::new(Bytes::from(body)).boxed_unsync()
+}
+
 async fn serve<S>(stream: S, stats: Arc<Stats>, delay: std::time::Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -159,18 +166,23 @@ where
     let service = service_fn(move |req: Request<Incoming>| {
         let guard = guard.clone();
         async move {
-            let body = if req.uri().path() == "/stats" {
-                guard.stats.render()
-            } else {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                guard.count();
-                guard.stats.requests.fetch_add(1, SeqCst);
-                "ok\n".to_owned()
-            };
+            let path = req.uri().path();
+            if path == "/stats" {
+                return Ok::<_, Infallible>(Response::new(text(guard.stats.render())));
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            guard.count();
+            guard.stats.requests.fetch_add(1, SeqCst);
+            let drip = path
+                .strip_prefix("/drip/")
+                .and_then(|n| n.parse::<u64>().ok());
             // The request body (if any) is not read; hyper drains or closes as needed.
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            Ok(Response::new(match drip {
+                Some(chunks) => Drip::from_query(chunks, req.uri().query()).boxed_unsync(),
+                None => text("ok\n".to_owned()),
+            }))
         }
     });
     let mut builder = http1::Builder::new();

@@ -1,7 +1,7 @@
 //! What the origin answers; see the table in the parent module.
 
 use super::Shared;
-use crate::body::{Generated, PatternCheck};
+use crate::body::{Drip, Generated, PatternCheck};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -96,6 +96,7 @@ pub(super) async fn handle(
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(n * 2));
             response
         }
+        ("drip", Some(chunks)) => octets(boxed(Drip::from_query(chunks, req.uri().query()))),
         ("status", Some(code)) => status(code),
         ("sink", None) => sink(req.into_body()).await,
         ("drop", None) => return Err(io::Error::other("/drop: closing without a response")),
