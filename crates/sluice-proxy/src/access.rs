@@ -30,6 +30,8 @@ pub struct LogFields {
 #[derive(Clone)]
 pub struct Counters {
     pub requests: Family<RequestLabels, Counter>,
+    /// The request series each backend has, so they can be removed with it.
+    pub request_series: crate::metrics::RequestSeries,
     pub client_errors: Family<ClientErrorLabels, Counter>,
     pub upstream_errors: Family<CauseLabels, Counter>,
 }
@@ -76,7 +78,19 @@ impl Completion {
             self.cause = Some(self.conn.failure().unwrap_or(Cause::ClientClosed));
         }
         let elapsed = Instant::now().saturating_duration_since(self.start);
-        self.counters.requests.get_or_create(&self.labels).inc();
+        // A new series (rare) is noted under its backend; the common case is one lookup.
+        match self.counters.requests.get(&self.labels) {
+            Some(c) => {
+                c.inc();
+            }
+            None => {
+                self.counters.requests.get_or_create(&self.labels).inc();
+                if !self.counters.request_series.note(&self.labels) {
+                    // The backend left the config while this request ran: no new series.
+                    self.counters.requests.remove(&self.labels);
+                }
+            }
+        }
         if let Some(h) = &self.duration {
             h.observe(elapsed.as_secs_f64());
         }
@@ -91,13 +105,14 @@ impl Completion {
                     .inc();
             }
             Some(c) => {
-                self.counters
-                    .upstream_errors
-                    .get_or_create(&CauseLabels {
-                        backend: self.labels.backend.clone(),
-                        cause: c.as_str(),
-                    })
-                    .inc();
+                let l = CauseLabels {
+                    backend: self.labels.backend.clone(),
+                    cause: c.as_str(),
+                };
+                self.counters.upstream_errors.get_or_create(&l).inc();
+                if self.counters.request_series.is_retired(&l.backend) {
+                    self.counters.upstream_errors.remove(&l);
+                }
             }
             None => {}
         }

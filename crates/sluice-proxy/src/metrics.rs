@@ -120,6 +120,53 @@ pub struct Metrics {
     /// How many live servers use each server label set (two generations can hold two
     /// server objects with the same labels for a moment).
     server_refs: Arc<parking_lot::Mutex<std::collections::HashMap<ServerLabels, usize>>>,
+    pub request_series: RequestSeries,
+}
+
+/// The request-counter label sets seen per backend (request series are keyed by route
+/// and status too, which `Family` cannot list).
+#[derive(Clone, Default)]
+pub struct RequestSeries(Arc<parking_lot::Mutex<SeriesBook>>);
+
+#[derive(Default)]
+struct SeriesBook {
+    seen: std::collections::HashMap<Name, Vec<RequestLabels>>,
+    /// Backends that left the config: requests still finishing on them add no series.
+    retired: std::collections::HashSet<Name>,
+}
+
+impl RequestSeries {
+    /// Notes a new series; false if its backend has left (the caller removes it).
+    pub fn note(&self, l: &RequestLabels) -> bool {
+        let mut book = self.0.lock();
+        if book.retired.contains(&l.backend) {
+            return false;
+        }
+        book.seen
+            .entry(l.backend.clone())
+            .or_default()
+            .push(l.clone());
+        true
+    }
+
+    pub fn is_retired(&self, backend: &Name) -> bool {
+        let book = self.0.lock();
+        !book.retired.is_empty() && book.retired.contains(backend)
+    }
+
+    fn retire(&self, backend: &Name) -> Vec<RequestLabels> {
+        let mut book = self.0.lock();
+        book.retired.insert(backend.clone());
+        book.seen.remove(backend).unwrap_or_default()
+    }
+
+    /// A backend of this name is (again) in the config.
+    fn revive(&self, backend: &Name) {
+        let mut book = self.0.lock();
+        if !book.retired.is_empty() {
+            book.retired.remove(backend);
+        }
+    }
 }
 
 /// Holds a server's metric series; the last guard of a label set removes them.
@@ -171,10 +218,12 @@ impl Metrics {
         }
     }
 
-    /// Removes the series of a backend that left the config. (Request counters, keyed
-    /// by route and status too, and connect errors by errno stay: they are counters
-    /// whose label sets are not enumerable here.)
+    /// Removes the series of a backend that left the config. (Connect errors by errno
+    /// and source-address gauges stay: their label sets are not tracked.)
     pub fn remove_backend(&self, backend: &Name) {
+        for l in self.request_series.retire(backend) {
+            self.requests.remove(&l);
+        }
         let l = BackendLabels {
             backend: backend.clone(),
         };
@@ -250,6 +299,7 @@ impl Metrics {
                 Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
             }),
             server_refs: Default::default(),
+            request_series: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("sluice");
         r.register(
@@ -421,6 +471,7 @@ pub struct BackendMetrics {
 
 impl BackendMetrics {
     pub fn new(m: &Metrics, backend: &Name) -> Self {
+        m.request_series.revive(backend);
         let l = BackendLabels {
             backend: backend.clone(),
         };

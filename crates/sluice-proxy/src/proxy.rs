@@ -57,6 +57,7 @@ impl Proxy {
         let metrics = &registry.metrics;
         let counters = Arc::new(Counters {
             requests: metrics.requests.clone(),
+            request_series: metrics.request_series.clone(),
             client_errors: metrics.client_errors.clone(),
             upstream_errors: metrics.upstream_errors.clone(),
         });

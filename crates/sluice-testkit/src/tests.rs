@@ -114,8 +114,18 @@ async fn origin_drips_a_slow_body_and_spawn_download_reports_progress() {
     assert_eq!(origin.in_flight(), 1);
     let download = task.await.expect("download task");
     assert_eq!(download.status, StatusCode::OK);
-    assert_eq!(download.headers.get("content-length").and_then(|v| v.to_str().ok()), Some("500"), "sent with Content-Length");
-    assert_eq!((download.len, download.intact, download.error), (500, true, None));
+    assert_eq!(
+        download
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some("500"),
+        "sent with Content-Length"
+    );
+    assert_eq!(
+        (download.len, download.intact, download.error),
+        (500, true, None)
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(200),
         "four pauses of 50 ms: {:?}",

@@ -196,7 +196,7 @@ impl Reloader {
             }
             Err(e) => {
                 outcome.result = "rejected";
-                tracing::error!(trigger = trigger.as_str(), generation = cur.generation, error = %e, "config reload rejected; the running config keeps serving");
+                tracing::error!(trigger = trigger.as_str(), generation = cur.generation, error = %e, "config reload rejected");
                 outcome.error = Some(e);
             }
         }
