@@ -4,19 +4,58 @@
 
 use crate::cause::Cause;
 use sluice_net::ConnectError;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The response header naming why sluice (not the origin) produced a response.
 pub const ERROR_HEADER: &str = "sluice-error";
 
-/// A failure sluice answers (or logs) itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether the request may be sent again after this failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The origin may have acted on it (or the failure would repeat): never.
+    Never,
+    /// The origin did not see it (no connection; a refused HTTP/2 stream): any method,
+    /// on another server.
+    NotSent,
+    /// A pooled connection closed under it (the idle-timeout race): the origin most
+    /// likely never read it, but may have; replayed once, for replayable requests.
+    Stale,
+}
+
+/// A failure sluice answers (or logs) itself: its kind and who caused it (the
+/// [`Cause`], which gives the status and whether it counts against the server),
+/// whether a retry is safe, a human detail, and the error it came from.
+#[derive(Debug, Clone)]
 pub struct ProxyError {
     pub cause: Cause,
     pub detail: String,
+    pub retry: Retry,
     /// Already fed to passive health (a shared HTTP/2 open records its failure once,
     /// not once per request that waited for it).
     pub health_fed: bool,
+    /// The lower layer's error (hyper, I/O, TLS), kept for its source chain.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for ProxyError {
+    fn eq(&self, other: &Self) -> bool {
+        self.cause == other.cause && self.detail == other.detail && self.retry == other.retry
+    }
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.cause.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// Why the client's request body could not be forwarded. It travels inside hyper's
@@ -64,12 +103,28 @@ impl ProxyError {
         Self {
             cause,
             detail: detail.into(),
+            retry: Retry::Never,
             health_fed: false,
+            source: None,
         }
     }
 
+    /// No connection was made, so nothing was sent: another server may take it
+    /// (unless the certificate did not verify: it will not next time either).
     pub fn connect(e: &ConnectError) -> Self {
-        Self::new(e.kind.into(), e.detail.clone())
+        Self::new(e.kind.into(), e.detail.clone()).unsent()
+    }
+
+    /// The failure happened before anything of the request was sent (getting a
+    /// connection failed): another server may take it, for any method, unless the
+    /// cause would repeat there (a certificate that does not verify).
+    pub fn unsent(mut self) -> Self {
+        self.retry = if self.cause.retry_after_failed_open() {
+            Retry::NotSent
+        } else {
+            Retry::Never
+        };
+        self
     }
 
     pub fn response_timeout(after: Duration) -> Self {
@@ -81,20 +136,30 @@ impl ProxyError {
 
     /// A failed exchange on an upstream connection: the client's body failing (its
     /// fault), or the connection or origin failing (the server's).
-    pub fn exchange(e: &hyper::Error) -> Self {
-        if let Some(body) = find::<ClientBodyError>(e) {
+    pub fn exchange(e: hyper::Error) -> Self {
+        if let Some(body) = find::<ClientBodyError>(&e) {
             return Self::new(body.cause(), body.to_string());
         }
         let cause = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
             Cause::UpstreamProtocolError
-        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || is_reset(e) {
+        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() || is_reset(&e) {
             Cause::UpstreamClosed
         } else if e.is_timeout() {
             Cause::UpstreamTimeout
         } else {
             Cause::UpstreamError
         };
-        Self::new(cause, error_chain(e))
+        let retry = if is_h2_refused(&e) {
+            Retry::NotSent
+        } else if cause == Cause::UpstreamClosed {
+            Retry::Stale
+        } else {
+            Retry::Never
+        };
+        let mut err = Self::new(cause, error_chain(&e));
+        err.retry = retry;
+        err.source = Some(Arc::new(e));
+        err
     }
 
     /// The connection vanished between checkout and use (should not happen).
@@ -103,12 +168,6 @@ impl ProxyError {
             Cause::UpstreamClosed,
             "upstream connection lost before the request was sent",
         )
-    }
-
-    /// True when the upstream connection was closed or reset under the request (the
-    /// stale-connection case a replay can fix), not when the origin misbehaved.
-    pub fn is_upstream_closed(&self) -> bool {
-        self.cause == Cause::UpstreamClosed
     }
 
     /// `"408 Request Timeout: request_header_timeout: detail\n"`.
@@ -164,7 +223,7 @@ fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
 
 /// An HTTP/2 stream the server did not process: refused (REFUSED_STREAM) or above
 /// the last stream id of a GOAWAY. RFC 9113 §8.7: such requests can be retried.
-pub fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     find::<h2::Error>(e).is_some_and(|h2| {
         h2.reason() == Some(h2::Reason::REFUSED_STREAM)
             || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))

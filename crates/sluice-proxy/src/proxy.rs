@@ -7,7 +7,7 @@ use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
 use crate::cause::Party;
 use crate::conn_state::ConnState;
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Retry};
 use crate::head;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
@@ -207,11 +207,12 @@ impl Proxy {
             let (conn, reused) = match acquired {
                 Ok(c) => c,
                 Err(e) => {
+                    let e = e.unsent();
                     self.passive(backend, &server, &e);
                     drop(slot);
                     // Nothing was sent: safe to retry for any method.
                     if attempts_left > 0
-                        && e.cause.retry_after_failed_open()
+                        && e.retry == Retry::NotSent
                         && self.budgeted_retry(backend, &e)
                     {
                         attempts_left -= 1;
@@ -262,25 +263,23 @@ impl Proxy {
                 Some(Err(mut e)) => {
                     // hyper's HTTP/2 client reports a failed request body as a reset
                     // stream: the upload says whose fault it was.
+                    let unsent = e.take_message();
                     let err = match upload.and_then(Upload::failure) {
                         Some(f) => ProxyError::new(f.cause(), f.to_string()),
-                        None => ProxyError::exchange(e.error()),
+                        None => ProxyError::exchange(e.into_error()),
                     };
                     if err.cause.party() == Party::Client {
                         // The client's body failed or it left: nothing to retry, and
                         // nothing against the server (the upstream exchange is dropped).
                         return Err(err);
                     }
-                    let refused = crate::error::is_h2_refused(e.error());
-                    let unsent = e.take_message();
                     if let Some(Conn::H2(s)) = up.conn_mut() {
                         s.retire();
                     }
                     drop(up);
                     // A stale pooled connection: the origin never saw the request.
                     if reused && !stale_retry_used {
-                        let again =
-                            unsent.or(replay.filter(|_| err.is_upstream_closed() || refused));
+                        let again = unsent.or(replay.filter(|_| err.retry != Retry::Never));
                         if let Some(again) = again {
                             tracing::debug!(backend = %backend.name.as_str(), error = %err.detail, "pooled connection was closed; retrying on a fresh one");
                             backend.metrics.retries.inc();
@@ -294,7 +293,7 @@ impl Proxy {
                         return Err(err);
                     }
                     // Refused, or never sent on a new connection: another server may do.
-                    let again = unsent.or(replay.filter(|_| refused));
+                    let again = unsent.or(replay.filter(|_| err.retry == Retry::NotSent));
                     if let Some(again) = again {
                         if attempts_left > 0 && self.budgeted_retry(backend, &err) {
                             attempts_left -= 1;

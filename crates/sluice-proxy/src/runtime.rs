@@ -182,4 +182,49 @@ mod tests {
         );
         assert_ne!(key(0), key(3), "so does the protocol");
     }
+
+    fn generation(registry: &crate::Registry, prev: Option<&Runtime>, a: &str) -> Runtime {
+        let yaml = format!(
+            "listeners: [{{name: e, bind: '127.0.0.1:0'}}]\nbackends: [{{name: a, servers: ['10.0.0.1:1'], {a}}}, {{name: b, servers: ['10.0.0.2:1']}}]\nroutes: [{{host: '*', backend: a}}]"
+        );
+        let config = sluice_config::parse("t", &yaml).unwrap();
+        compile(&config, registry, prev, "t").unwrap()
+    }
+
+    #[test]
+    fn a_new_generation_reuses_unchanged_backends_and_keeps_server_state() {
+        let registry = crate::Registry::new(Metrics::register(&mut Registry::default()));
+        let one = generation(&registry, None, "timeouts: {connect: 1s}");
+        let server = one.backends[0].servers()[0].clone();
+        server
+            .health
+            .ejected_until_ms
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        let two = generation(&registry, Some(&one), "timeouts: {connect: 2s}");
+        assert_eq!((one.generation, two.generation), (1, 2));
+        assert!(
+            !Arc::ptr_eq(&one.backends[0], &two.backends[0]),
+            "a changed backend is rebuilt"
+        );
+        assert!(
+            Arc::ptr_eq(&server, &two.backends[0].servers()[0]),
+            "its server (same identity) is the same, ejection included"
+        );
+        assert!(!two.backends[0].servers()[0].available());
+        assert!(
+            Arc::ptr_eq(&one.backends[1], &two.backends[1]),
+            "an unchanged backend is the same object"
+        );
+        let three = generation(
+            &registry,
+            Some(&two),
+            "timeouts: {connect: 2s}, source_addresses: ['127.0.0.1']",
+        );
+        assert_ne!(
+            three.backends[0].servers()[0].key,
+            server.key,
+            "another source-address set is another pool"
+        );
+        assert!(three.backends[0].servers()[0].available());
+    }
 }

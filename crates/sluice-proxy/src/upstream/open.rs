@@ -143,7 +143,7 @@ pub async fn handshake_h1(
     let (tx, conn) = http1::Builder::new()
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|e| ProxyError::exchange(&e))?;
+        .map_err(|e| ProxyError::exchange(e).unsent())?;
     let label = server.label.clone();
     let task = tokio::spawn(async move {
         let _guard = guard;
@@ -181,7 +181,7 @@ pub async fn handshake_h2(
     let (tx, conn) = builder
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| ProxyError::exchange(&e))?;
+        .map_err(|e| ProxyError::exchange(e).unsent())?;
     let label = server.label.clone();
     let open = backend.metrics.h2_connections.clone();
     open.inc();
