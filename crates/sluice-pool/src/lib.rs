@@ -6,6 +6,9 @@
 //! its own lock, and the servers that use a key hold its list; a list that is empty
 //! and held by nobody is forgotten, so the map never grows without bound.
 //!
+//! Multiplexed connections (HTTP/2) are shared by concurrent requests, a stream each
+//! ([`SharedPool`]).
+//!
 //! Requests take a [`Slot`] on a server first: per-server and per-backend limits and
 //! the FIFO queue (`slots`).
 //!
@@ -14,10 +17,12 @@
 
 mod key;
 mod pool;
+mod shared;
 mod slots;
 
 pub use key::PoolKey;
 pub use pool::{Connection, IdleList, Policy, Pool, Pooled, Tally};
+pub use shared::{Multiplexed, SharedConn, SharedPool, Stream};
 pub use slots::{
     Group, Limiter, Limits, Member, QueueObserver, QueueState, Refusal, SharedQueue, Slot,
 };

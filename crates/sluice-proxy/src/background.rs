@@ -80,7 +80,7 @@ fn maintain(proxy: &Arc<Proxy>) {
             b.servers()
                 .iter()
                 .any(|s| &s.key == key)
-                .then(|| b.settings.policy.idle_timeout.as_millis() as u64)
+                .then_some(b.settings.policy.idle_timeout)
         })
     });
     for backend in &rt.backends {

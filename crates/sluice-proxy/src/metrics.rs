@@ -466,6 +466,8 @@ pub struct BackendMetrics {
     pub dns_failures: Counter,
     pub h2_connections: Gauge,
     pub h2_streams: Gauge,
+    /// `h2_streams` as the pool sees it.
+    pub h2_streams_tally: Arc<dyn Tally>,
     pub h2_per_conn: Histogram,
 }
 
@@ -492,6 +494,7 @@ impl BackendMetrics {
             dns_failures: m.dns_failures.get_or_create(&l).clone(),
             h2_connections: m.h2_connections.get_or_create(&l).clone(),
             h2_streams: m.h2_streams.get_or_create(&l).clone(),
+            h2_streams_tally: Arc::new(GaugeTally(m.h2_streams.get_or_create(&l).clone())),
             h2_per_conn: m.h2_streams_per_connection.get_or_create(&l).clone(),
         }
     }

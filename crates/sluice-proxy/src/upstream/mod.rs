@@ -118,7 +118,7 @@ pub async fn acquire(
         if !wants_h2(backend, server) {
             break;
         }
-        if let Some(s) = pools.h2.checkout(backend, server) {
+        if let Some(s) = h2::checkout(&pools.h2, backend, server) {
             return Ok((Conn::H2(s), round == 0));
         }
         // One open at a time per server, shared by everyone who needs it: a burst
@@ -222,9 +222,7 @@ async fn new_conn(
 ) -> Result<(Conn, bool), ProxyError> {
     match open_registered(pools, metrics, backend, server).await? {
         Some(h1) => Ok((Conn::H1(h1), false)),
-        None => pools
-            .h2
-            .checkout(backend, server)
+        None => h2::checkout(&pools.h2, backend, server)
             .map(|s| (Conn::H2(s), false))
             .ok_or_else(|| {
                 ProxyError::new(

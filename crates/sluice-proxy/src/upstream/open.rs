@@ -1,7 +1,7 @@
 //! Opening one upstream connection: connect (+ TLS) with its metrics, then the hyper
 //! handshake, with the connection's I/O in a task of its own.
 
-use super::h2::H2Conn;
+use super::h2::H2Sender;
 use crate::backend::{Backend, Server};
 use crate::error::{error_chain, ProxyError};
 use crate::h1_conn::H1;
@@ -169,7 +169,7 @@ pub async fn handshake_h2(
     server: &Server,
     stream: UpstreamStream,
     guard: GaugeGuard,
-) -> Result<Arc<H2Conn>, ProxyError> {
+) -> Result<H2Sender, ProxyError> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder.timer(TokioTimer::new());
     if let Some((interval, timeout)) = backend.settings.h2_ping {
@@ -196,5 +196,5 @@ pub async fn handshake_h2(
     server
         .opened
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(Arc::new(H2Conn::new(tx)))
+    Ok(H2Sender(tx))
 }
