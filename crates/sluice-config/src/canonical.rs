@@ -27,7 +27,7 @@
 //! index in the file (`backends[3].tls.ca_file`) when it compiles the config, and
 //! sorted backends would make that index point at another entry.
 
-use crate::{Config, ServerAddr};
+use crate::{Backend, Config, ServerAddr};
 
 /// The canonical form of a validated config (see the module docs): equal for
 /// configs that differ only in the order of lists whose order has no meaning.
@@ -43,16 +43,25 @@ pub fn canonicalize(c: &mut Config) {
         .sort_by(|a, b| (&a.host, &a.path_prefix).cmp(&(&b.host, &b.path_prefix)));
     c.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     c.backends.sort_by(|a, b| a.name.cmp(&b.name));
-    for b in &mut c.backends {
-        for s in &mut b.servers {
-            canonical_ip_literal(s);
-        }
-        b.servers.sort();
-        b.source_addresses.sort();
-    }
+    c.backends.iter_mut().for_each(canonicalize_backend);
     if let Some(r) = &mut c.resolver {
         r.nameservers.sort();
     }
+}
+
+/// One backend's canonical form (what a reload compares to tell a changed backend).
+pub fn canonical_backend(b: &Backend) -> Backend {
+    let mut b = b.clone();
+    canonicalize_backend(&mut b);
+    b
+}
+
+fn canonicalize_backend(b: &mut Backend) {
+    for s in &mut b.servers {
+        canonical_ip_literal(s);
+    }
+    b.servers.sort();
+    b.source_addresses.sort();
 }
 
 /// Whether two validated configs mean the same: equal canonical forms.

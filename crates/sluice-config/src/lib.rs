@@ -17,7 +17,7 @@ mod model;
 mod nesting;
 mod validate;
 
-pub use canonical::{canonical, canonicalize, same};
+pub use canonical::{canonical, canonical_backend, canonicalize, same};
 pub use diff::{diff, route_id, Changed, Changes, ConfigDiff, PoolChanges};
 pub use error::ConfigError;
 pub use file::read_bounded;

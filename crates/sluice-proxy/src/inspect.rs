@@ -40,6 +40,8 @@ pub fn pools(proxy: &Proxy) -> Value {
                     "health": health,
                     "ejected_until": (until > now).then(|| wall_epoch + until as f64 / 1000.0),
                     "in_flight": s.inflight(),
+                    // HTTP/1.1 connections in use: one per request not on an h2 stream.
+                    "in_use": s.inflight().saturating_sub(pools.h2.streams(&s.key)),
                     "idle": s.idle.len(),
                     "h2_connections": pools.h2.count(&s.key),
                     "h2_streams": pools.h2.streams(&s.key),

@@ -58,7 +58,7 @@ pub fn compile(
     let mut backends: HashMap<&str, Arc<Backend>> = HashMap::new();
     let mut ordered = Vec::new();
     for (i, b) in config.backends.iter().enumerate() {
-        let definition = format!("{b:?}");
+        let definition = format!("{:?}", sluice_config::canonical_backend(b));
         let same = previous
             .and_then(|p| p.backend(&b.name))
             .filter(|old| old.definition == definition)

@@ -84,7 +84,8 @@ pub fn now_unix() -> f64 {
         .as_secs_f64()
 }
 
-/// Reads, parses, validates and canonicalizes the file (compiling is the next step).
+/// Reads, parses and validates the file (compiling is the next step). Returned in
+/// file order: compile errors name entries by their index in the file.
 pub fn read(path: &Path) -> Result<Config, String> {
     let config = sluice_config::load(path).map_err(|e| e.to_string())?;
     logging::check_level(&config.log.level).map_err(|reason| {
@@ -95,7 +96,7 @@ pub fn read(path: &Path) -> Result<Config, String> {
         }
         .to_string()
     })?;
-    Ok(sluice_config::canonical(&config))
+    Ok(config)
 }
 
 /// `file` with what needs a restart taken from `running`.
@@ -214,17 +215,24 @@ impl Reloader {
     /// `Ok(None)`: unchanged. `Ok(Some(diff))`: applied. `Err`: rejected, nothing changed.
     async fn apply(&self, cur: &mut Current) -> Result<Option<ConfigDiff>, String> {
         let path = self.path.clone();
-        let file = tokio::task::spawn_blocking(move || read(&path))
-            .await
-            .map_err(|e| format!("reading the config failed: {e}"))??;
+        let (raw, file) = tokio::task::spawn_blocking(move || {
+            read(&path).map(|raw| {
+                let canonical = sluice_config::canonical(&raw);
+                (raw, canonical)
+            })
+        })
+        .await
+        .map_err(|e| format!("reading the config failed: {e}"))??;
         if file == cur.file {
             return Ok(None);
         }
         let mut diff = sluice_config::diff(&cur.file, &file);
-        let next_config = effective(&file, &cur.effective);
+        // Compiled in file order (errors name `backends[i]` as the file has them).
+        let next_raw = effective(&raw, &cur.effective);
+        let next_config = sluice_config::canonical(&next_raw);
         let old = self.proxy.runtime();
         // Compiling 10,000 routes takes a while: not on a worker thread that serves.
-        let (next, registry) = (next_config.clone(), self.proxy.registry().clone());
+        let (next, registry) = (next_raw, self.proxy.registry().clone());
         let (origin, prev) = (self.path.display().to_string(), old.clone());
         let next = tokio::task::spawn_blocking(move || {
             sluice_proxy::compile(&next, &registry, Some(&prev), &origin)

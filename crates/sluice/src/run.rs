@@ -32,6 +32,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// Threads for blocking work: reading and compiling a reloaded config, hashing the
+/// watched file. Reloads run one at a time, so one is enough; each extra thread would
+/// also get a malloc arena of its own (memory that is never given back).
+const BLOCKING_THREADS: usize = 1;
+
 pub fn run(path: &Path) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
@@ -48,11 +53,13 @@ pub fn run(path: &Path) -> ExitCode {
     let runtime = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS)
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS)
             .build()
     };
     let runtime = match runtime {
@@ -83,8 +90,6 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
         .set(1);
     registry.register("sluice_build_info", "sluice version", info);
     let reload_metrics = ReloadMetrics::register(&mut registry);
-    // Canonical from the start, so generation 1 compares like every later one.
-    let config = sluice_config::canonical(&config);
     let shared = Arc::new(sluice_proxy::Registry::new(metrics));
     let runtime = sluice_proxy::compile(&config, &shared, None, &path.display().to_string())
         .map_err(|e| e.to_string())?;
