@@ -85,9 +85,11 @@ impl<C> Drop for Stream<C> {
     }
 }
 
+type ByKey<C> = HashMap<PoolKey, Vec<Arc<SharedConn<C>>>>;
+
 /// Shared connections by pool key. Cheap to clone.
 pub struct SharedPool<C> {
-    map: Arc<Mutex<HashMap<PoolKey, Vec<Arc<SharedConn<C>>>>>>,
+    map: Arc<Mutex<ByKey<C>>>,
 }
 
 impl<C> Clone for SharedPool<C> {
