@@ -6,15 +6,17 @@
 #   scripts/scenario/reload-soak.sh --nginx-only
 #
 # Both halves run the same shape against the same origin (scenario-origin over TLS,
-# 127.0.0.1, port 0): for WARMUP seconds the load runs alone, then RELOADS reloads are
-# paced over RELOAD_SECS (at most MAX_SECONDS) while the load keeps running:
+# 127.0.0.1, port 0): for WARMUP seconds the load runs (sluice: with WARMUP_SWITCHES
+# reloads B, A, B, ... ending on A in it, see below), then RELOADS reloads are paced over
+# RELOAD_SECS (at most MAX_SECONDS) while the load keeps running:
 #
 #   wrk      WRK_CONNS (64) keep-alive clients, GET /
 #   ab       AB_CONC (8) clients, a new connection per request (HTTP/1.0, no -k)
 #   streams  STREAMS (100) loops, each always holding one slow streaming response open
 #            (/drip: STREAM_SECS long, a 1 KiB chunk every 200 ms, Content-Length set);
 #            first streams are staggered so they end, and are re-opened, at different
-#            times, across many config generations; each one's size is checked
+#            times, across many config generations; each one's size is checked; the
+#            last ones are shortened to end with the load
 #
 # The reloads cycle: a shuffled A (same config, reordered), B, A, ...; one time in ten
 # an invalid config instead. sluice: the file is replaced by rename and the reload is
@@ -28,16 +30,29 @@
 # unchanged / rejected from sluice_config_reloads_total, simulated here step by step),
 # the reloads took <= MAX_SECONDS, RSS growth <= 5% from after warm-up to the end, task
 # count flat, upstream connections opened <= the pool size + what config B needs.
-# sluice has no task-count metric: the flatness proxies are the thread count and the
-# open file descriptors of the process (/proc/PID/status, /proc/PID/fd; fds move with the
-# ab connections in flight, so "flat" allows AB_CONC + 16 and 5%).
+# Warm-up: sluice's RSS under this load settles over tens of seconds, and the first
+# switches of the traffic to config B's backend add to it, with 10 reloads as with 1,000
+# (measured: 18.8 MiB after 5 s, 22.6 after 30 s, 23.6 after 100 s of load with 10
+# reloads, 23.8-24.0 with 1,000; with no load, 2,000 reloads level off at +1.2 MiB). So
+# sluice's warm-up is WARMUP (60) s of load with WARMUP_SWITCHES (6) reloads
+# by POST /reload alternating B and A: the baseline is taken once both configs' pools
+# are open and the reload path has run; growth after it is growth with the reloads.
+# Task count: sluice_runtime_tasks (tokio's live task count, sampled by sluice every
+# second), after warm-up against the end. Every client connection is a task, and ab's
+# connections come and go, so "flat" allows AB_CONC + 16; its peak during the soak
+# (read every 50 reloads) and its value once the load has stopped are printed too.
+# Extra evidence: the thread count 11 s after the last reload, with the load stopped,
+# must not exceed the one before the load (tokio's blocking pool, which reads and
+# compiles each config, keeps an idle thread 10 s, so right after a reload there are
+# more), and the open file descriptors (/proc/PID/fd) after warm-up against the end
+# (they move with the ab connections in flight: allows AB_CONC + 16 and 5%).
 # nginx: the same load and reloads; prints failed requests, truncated streams, worker
 # processes alive at the end (the master's children: 1 when nothing piles up) and RSS
 # growth summed over master and workers. These are recorded, not checked (except that
 # the run happened): they are the comparison.
 #
 # Environment (all optional):
-#   RELOADS=1000 RELOAD_SECS=100 MAX_SECONDS=120 WARMUP=5
+#   RELOADS=1000 RELOAD_SECS=100 MAX_SECONDS=120 WARMUP=60 WARMUP_SWITCHES=6
 #   WRK_CONNS=64 AB_CONC=8 STREAMS=100 STREAM_SECS=20
 #   SLUICE_BIN, ORIGIN_BIN   prebuilt binaries; otherwise `cargo build --release` builds
 #                            target/release/sluice and target/release/scenario-origin
@@ -66,7 +81,8 @@ esac
 RELOADS=${RELOADS:-1000}
 RELOAD_SECS=${RELOAD_SECS:-100}
 MAX_SECONDS=${MAX_SECONDS:-120}
-WARMUP=${WARMUP:-5}
+WARMUP=${WARMUP:-60}
+WARMUP_SWITCHES=${WARMUP_SWITCHES:-6}
 WRK_CONNS=${WRK_CONNS:-64}
 AB_CONC=${AB_CONC:-8}
 STREAMS=${STREAMS:-100}
@@ -75,7 +91,7 @@ STREAM_EVERY_MS=200
 STREAM_CHUNK=1024
 STREAM_CHUNKS=$((STREAM_SECS * 1000 / STREAM_EVERY_MS))
 # The load lasts the warm-up, the reloads, and a little slack for a late reload loop.
-LOAD_SECS=$((WARMUP + RELOAD_SECS + 5))
+LOAD_SECS=$((WARMUP + RELOAD_SECS + 3))
 HOST=api.example.test
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -204,9 +220,14 @@ log "origin: scenario-origin https://$ORIGIN"
 # ---------------------------------------------------------------------------------------
 # stream_loop PORT FILE FIRST_CHUNKS END: slow streams one after another until END
 # (epoch seconds), one line per stream in FILE: "curl_exit http_code bytes expected".
+# A stream that would outlast END is shortened to end with it (so no stream is still
+# running long after the rest of the load).
 stream_loop() {
-    local port=$1 out=$2 chunks=$3 end=$4 result rc
-    while (($(date +%s) < end)); do
+    local port=$1 out=$2 chunks=$3 end=$4 result rc left
+    while :; do
+        left=$(((end - $(date +%s)) * 1000 / STREAM_EVERY_MS))
+        ((left > 0)) || break
+        ((chunks <= left)) || chunks=$left
         rc=0
         result=$(curl -sS -o /dev/null --max-time $((STREAM_SECS * 3)) -H "Host: $HOST" \
             -w '%{http_code} %{size_download}' \
@@ -399,17 +420,47 @@ EOF
         metrics | awk -v m="$1" 'index($1, m "{") == 1 || $1 == m { s += $NF } END { printf "%d\n", s }'
     }
     reloads_total() { metric sluice_config_reloads_total; }
+    # tasks: sluice_runtime_tasks (sluice refreshes it every second).
+    tasks() { metric sluice_runtime_tasks; }
+    metrics | grep -q '^sluice_runtime_tasks ' || die "sluice exports no sluice_runtime_tasks gauge"
     curl -sf -H "Host: $HOST" "http://127.0.0.1:$port/" >/dev/null || die "no 200 through sluice"
 
+    local thr_start
+    thr_start=$(threads_of "$pid")
     start_load "$port" sluice
-    sleep "$WARMUP" # the warm-up is a duration of load, not a synchronisation
-    local rss0 thr0 fd0 opened0
+    # The warm-up is a duration of load, not a synchronisation. sluice's memory under
+    # this load takes tens of seconds to settle, and the first switches of the wrk/ab
+    # traffic between `api` and `alt` (config B) add to it (alt's pool, its connections'
+    # buffers, the blocking pool that reads and compiles configs), with 10 reloads as
+    # with 1,000. So the warm-up also applies B and A alternately, WARMUP_SWITCHES times
+    # in all, by POST /reload: the baseline is taken when every pool of both configs is
+    # open and the reload path has run, and what grows after it grows with the reloads.
+    local exp_applied=0 exp_unchanged=0 trigger_errors=0 current=A w wv code
+    for ((w = 0; w < WARMUP_SWITCHES; w++)); do
+        sleep_us $((WARMUP * 1000000 / (WARMUP_SWITCHES + 1)))
+        wv=B
+        ((w % 2 == 0)) || wv=A
+        ((w + 1 < WARMUP_SWITCHES)) || wv=A # it ends on A, where the soak starts
+        if [[ $wv == "$current" ]]; then
+            exp_unchanged=$((exp_unchanged + 1))
+        else
+            exp_applied=$((exp_applied + 1)) current=$wv
+        fi
+        cp "$dir/$wv.yaml" "$dir/next.yaml"
+        mv "$dir/next.yaml" "$dir/sluice.yaml"
+        code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+            --unix-socket "$admin" http://sluice/reload || echo 000)
+        [[ $code == 200 ]] || { trigger_errors=$((trigger_errors + 1)) && echo "   warm-up reload ($wv) answered $code"; }
+    done
+    sleep_us $((WARMUP * 1000000 / (WARMUP_SWITCHES + 1)))
+    local rss0 thr0 fd0 opened0 tasks0
     rss0=$(rss_kib "$pid") thr0=$(threads_of "$pid") fd0=$(fds_of "$pid")
-    opened0=$(metric sluice_upstream_connections_opened_total)
-    echo "   after warm-up: rss ${rss0} KiB, threads $thr0, fds $fd0, upstream opened $opened0"
+    opened0=$(metric sluice_upstream_connections_opened_total) tasks0=$(tasks)
+    echo "   after warm-up (${WARMUP}s of load, $WARMUP_SWITCHES reloads B/A): rss ${rss0} KiB, tasks $tasks0," \
+        "threads $thr0 ($thr_start before the load), fds $fd0, upstream opened $opened0"
 
-    local t0 i kind current=A code before exp_applied=0 exp_unchanged=0 exp_rejected=0
-    local trigger_errors=0
+    local t0 i kind before exp_rejected=0
+    local tasks_peak=$tasks0 tk trajectory=""
     t0=$(now_us)
     for ((i = 0; i < RELOADS; i++)); do
         pace "$i" "$t0"
@@ -441,12 +492,19 @@ EOF
                 ((trigger_errors > 3)) || echo "   reload $i ($kind) by SIGHUP: no outcome within 5s"
             fi
         fi
+        if ((i % 50 == 49)); then
+            tk=$(tasks)
+            ((tk <= tasks_peak)) || tasks_peak=$tk
+            ((i % 100 != 99)) || trajectory+=" $(rss_kib "$pid")/$tk"
+        fi
     done
     local took
     took=$(secs_since "$t0")
-    local rss1 thr1 fd1 opened1
+    local rss1 thr1 fd1 opened1 tasks1 t_end
+    t_end=$(now_us)
     rss1=$(rss_kib "$pid") thr1=$(threads_of "$pid") fd1=$(fds_of "$pid")
-    opened1=$(metric sluice_upstream_connections_opened_total)
+    opened1=$(metric sluice_upstream_connections_opened_total) tasks1=$(tasks)
+    ((tasks1 <= tasks_peak)) || tasks_peak=$tasks1
     local m applied unchanged rejected generation
     m=$(metrics)
     applied=$(awk '$1 == "sluice_config_reloads_total{result=\"applied\"}" { print $2 }' <<<"$m")
@@ -455,13 +513,28 @@ EOF
     generation=$(awk '$1 == "sluice_config_generation" { print $2 }' <<<"$m")
     echo "   $RELOADS reloads in ${took}s: applied ${applied:-?} unchanged ${unchanged:-?} rejected ${rejected:-?}" \
         "(expected $exp_applied / $exp_unchanged / $exp_rejected), generation ${generation:-?}, trigger errors $trigger_errors"
-    echo "   at the end: rss ${rss1} KiB ($(pct_growth "$rss0" "$rss1")%), threads $thr1, fds $fd1," \
+    echo "   every 100 reloads, rss KiB/tasks:$trajectory"
+    echo "   at the end: rss ${rss1} KiB ($(pct_growth "$rss0" "$rss1")%), tasks $tasks1 (peak seen $tasks_peak), threads $thr1, fds $fd1," \
         "upstream opened $opened1 (during the soak: $((opened1 - opened0)); bound: pool $POOL_SIZE + B $B_EXTRA)"
     wait_load sluice
     kill -0 "$pid" 2>/dev/null || fail "sluice: died during the soak"
+    # Once the load has stopped, the client connections' tasks are gone; what is left is
+    # sluice's own (listeners, admin, pools' connections, background loops).
+    # Threads: the reloads read and compile on tokio's blocking pool, whose threads
+    # stay 10 s after their last job, so right after the last reload there are a few
+    # more; a leaked thread would still be there 11 s later.
+    local tasks2=0 thr2=0 rss2=0 idle_us
+    if kill -0 "$pid" 2>/dev/null; then
+        idle_us=$((11000000 - ($(now_us) - t_end)))
+        ((idle_us < 2000000)) && idle_us=2000000 # and the task gauge's next samples
+        sleep_us "$idle_us"
+        tasks2=$(tasks) thr2=$(threads_of "$pid") rss2=$(rss_kib "$pid")
+    fi
+    echo "   after the load stopped ($(secs_since "$t_end")s after the last reload): tasks $tasks2, threads $thr2, fds $(fds_of "$pid"), rss $rss2 KiB"
 
     S_FAILED=$FAILED S_TRUNC=$TRUNCATED S_RSS="$rss0 -> $rss1 KiB ($(pct_growth "$rss0" "$rss1")%)"
-    S_TASKS="threads $thr0 -> $thr1, fds $fd0 -> $fd1" S_OPENED=$opened1 S_TOOK=$took
+    S_TASKS="tasks $tasks0 -> $tasks1 (peak $tasks_peak; $tasks2 once the load stopped), threads $thr0 -> $thr1 ($thr_start before the load, $thr2 once idle), fds $fd0 -> $fd1"
+    S_OPENED="$opened1 in all, $((opened1 - opened0)) during the soak" S_TOOK=$took
     ((FAILED == 0)) || fail "sluice: $FAILED failed requests"
     ((TRUNCATED == 0)) || fail "sluice: $TRUNCATED truncated streams"
     ((STREAMS_DONE >= STREAMS)) || fail "sluice: only $STREAMS_DONE streams completed"
@@ -470,7 +543,8 @@ EOF
         fail "sluice: reload outcomes ${applied:-?}/${unchanged:-?}/${rejected:-?}, expected $exp_applied/$exp_unchanged/$exp_rejected"
     awk -v t="$took" -v m="$MAX_SECONDS" 'BEGIN { exit !(t <= m) }' || fail "sluice: reloads took ${took}s (> ${MAX_SECONDS}s)"
     ((rss1 * 100 <= rss0 * 105)) || fail "sluice: RSS grew $(pct_growth "$rss0" "$rss1")% (> 5%)"
-    ((thr1 <= thr0)) || fail "sluice: threads $thr0 -> $thr1"
+    ((tasks1 <= tasks0 + AB_CONC + 16)) || fail "sluice: runtime tasks $tasks0 -> $tasks1 (> +$AB_CONC + 16)"
+    ((thr2 <= thr_start)) || fail "sluice: threads $thr_start before the load, $thr2 11s after the last reload"
     ((fd1 <= fd0 + AB_CONC + 16 + fd0 / 20)) || fail "sluice: open fds $fd0 -> $fd1"
     ((opened1 <= POOL_SIZE + B_EXTRA)) || fail "sluice: $opened1 upstream connections opened (> $POOL_SIZE + $B_EXTRA)"
     stop_pid "$pid"
