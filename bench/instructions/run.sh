@@ -9,7 +9,8 @@
 # warmed up with 500 requests, then counted over N requests with CONC clients, once
 # with a new connection per request (ab, the PHP case) and once keep-alive (ab -k).
 # Knobs: N (3000), CONC (16), PB_WORK (/tmp/sluice-bench, where the harness left its
-# certificates: run bench/run.sh once first).
+# certificates: run bench/run.sh once first), KEEP_DIR (keep the callgrind files there,
+# named BIN.MODE.cg, for callgrind_annotate).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 harness=${BENCH_HARNESS:-$repo/../shared/bench}
@@ -22,10 +23,18 @@ ca=$PB_WORK/certs/ec/ca.crt
 [ $# -gt 0 ] || set -- "$repo/target/release/sluice"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-export RUN_DIR=$work/origin
-"$harness/origin/start.sh" >/dev/null 2>&1 &
+# Everything the origin's template needs is exported before it starts.
+export RUN_DIR=$work/origin PB_ROOT=$harness CERT_DIR=$PB_WORK/certs/ec \
+  ORIGIN_HTTP_PORT=18080 ORIGIN_TLS_PORT=18443 ORIGIN_STATUS_PORT=18081
 export WORKERS=1 LISTEN_ADDR=127.0.0.1 LISTEN_PORT=19024 ROUTE_HOST=api.example.test \
-  ORIGIN_ADDR=127.0.0.1 ORIGIN_TLS_PORT=18443 UPSTREAM_SNI=api.example.test CA_FILE=$ca
+  ORIGIN_ADDR=127.0.0.1 UPSTREAM_SNI=api.example.test CA_FILE=$ca
+"$harness/origin/start.sh" >"$work/origin.log" 2>&1 &
+for _ in $(seq 1 100); do
+  curl -fsk -o /dev/null -H "Host: $ROUTE_HOST" "https://127.0.0.1:$ORIGIN_TLS_PORT/" && break
+  sleep 0.1
+done
+curl -fsk -o /dev/null -H "Host: $ROUTE_HOST" "https://127.0.0.1:$ORIGIN_TLS_PORT/" \
+  || { echo "the origin did not start:"; cat "$work/origin.log"; exit 1; } >&2
 "$harness/lib/render.py" "$repo/bench/peers/sluice/sluice.yaml.tmpl" "$work/sluice.yaml"
 url=http://127.0.0.1:$LISTEN_PORT/
 for bin in "$@"; do
@@ -45,10 +54,15 @@ for bin in "$@"; do
     callgrind_control -i off "$vpid" >/dev/null
     callgrind_control -d "$vpid" >/dev/null
     kill "$vpid"; wait "$vpid" 2>/dev/null || true
-    failed=$(awk '/Failed requests/ {print $3}' "$work/ab.txt")
+    failed=$(awk '/Failed requests/ {f = $3} /Non-2xx responses/ {n = $3} END {print f + n}' "$work/ab.txt")
+    # Counting the error path would say nothing about the request path: refuse.
+    [ "$failed" = 0 ] || { echo "$bin $mode: $failed requests failed or were not 2xx" >&2; cat "$work/sluice.log" >&2; exit 1; }
     ir=$(callgrind_annotate "$(ls -S "$out".* | head -1)" 2>/dev/null \
       | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
     printf '%-40s %-9s failed=%s instructions/request=%d\n' "$bin" "$mode" "$failed" $((ir / N))
+    if [ -n "${KEEP_DIR:-}" ]; then
+      mkdir -p "$KEEP_DIR"; cp "$(ls -S "$out".* | head -1)" "$KEEP_DIR/$(basename "$bin").$mode.cg"
+    fi
     rm -f "$out".*
   done
 done
