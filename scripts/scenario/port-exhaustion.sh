@@ -93,27 +93,16 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PREFIX="sluice-px-$$"
 START=$SECONDS
 
-log() { printf '== %s\n' "$*"; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
+# shellcheck source=scripts/scenario/lib.sh
+source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------------------------------
 # Prerequisites
 # ---------------------------------------------------------------------------------------
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces and their sysctls)"
 command -v ip >/dev/null || die "needs iproute2 (ip)"
-need_pkgs=()
-command -v curl >/dev/null || need_pkgs+=(curl)
-if [[ $MODE == nat ]]; then
-    command -v nft >/dev/null || need_pkgs+=(nftables)
-    command -v openssl >/dev/null || need_pkgs+=(openssl)
-fi
-if ((${#need_pkgs[@]})); then
-    log "installing ${need_pkgs[*]} (missing)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
+install_missing curl:curl
+[[ $MODE != nat ]] || install_missing nft:nftables openssl:openssl
 
 if [[ -z ${SLUICE_BIN:-} || -z ${ORIGIN_BIN:-} ]]; then
     # Two invocations: building both packages in one would unify their dependencies'

@@ -98,29 +98,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BENCH_DIR=${BENCH_DIR:-$ROOT/../shared/bench}
 
-log() { printf '== %s\n' "$*"; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
+# shellcheck source=scripts/scenario/lib.sh
+source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------------------------------
 # Prerequisites
 # ---------------------------------------------------------------------------------------
-need_pkgs=()
-command -v curl >/dev/null || need_pkgs+=(curl)
-command -v openssl >/dev/null || need_pkgs+=(openssl)
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v ab >/dev/null || need_pkgs+=(apache2-utils)
-if ((RUN_NGINX)); then
-    command -v nginx >/dev/null || need_pkgs+=(nginx)
-fi
-if ((${#need_pkgs[@]})); then
-    [[ $(id -u) == 0 ]] || die "missing ${need_pkgs[*]}; run as root to install them"
-    log "installing ${need_pkgs[*]} (missing)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null; }
-fi
+install_missing curl:curl openssl:openssl wrk:wrk ab:apache2-utils
+((!RUN_NGINX)) || install_missing nginx:nginx
 command -v python3 >/dev/null || die "needs python3 (free ports, the bench's render.py)"
 if ((RUN_NGINX)); then
     [[ -x $BENCH_DIR/peers/nginx/start.sh ]] || die "no nginx peer at $BENCH_DIR/peers/nginx (set BENCH_DIR)"
