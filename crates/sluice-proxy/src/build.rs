@@ -21,6 +21,7 @@ pub fn backend<'a>(
     registry: &Registry,
     tls_configs: &mut TlsCache<'a>,
     origin: &str,
+    definition: String,
 ) -> Result<Arc<Backend>, ConfigError> {
     let metrics = &registry.metrics;
     let fail = |field: String, reason: String| ConfigError {
@@ -163,7 +164,7 @@ pub fn backend<'a>(
         budget,
         bm,
         registry.catalog.clone(),
-        format!("{b:?}"),
+        definition,
     ));
     backend.metrics.servers.set(backend.servers().len() as i64);
     Ok(backend)

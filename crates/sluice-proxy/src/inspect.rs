@@ -33,6 +33,7 @@ pub fn pools(proxy: &Proxy) -> Value {
             } else {
                 "up"
             };
+            let h2_streams = pools.h2.streams(&s.key);
             servers.insert(
                 s.label.as_str().to_string(),
                 json!({
@@ -41,10 +42,10 @@ pub fn pools(proxy: &Proxy) -> Value {
                     "ejected_until": (until > now).then(|| wall_epoch + until as f64 / 1000.0),
                     "in_flight": s.inflight(),
                     // HTTP/1.1 connections in use: one per request not on an h2 stream.
-                    "in_use": s.inflight().saturating_sub(pools.h2.streams(&s.key)),
+                    "in_use": s.inflight().saturating_sub(h2_streams),
                     "idle": s.idle.len(),
                     "h2_connections": pools.h2.count(&s.key),
-                    "h2_streams": pools.h2.streams(&s.key),
+                    "h2_streams": h2_streams,
                     "opened_total": s.opened.load(Ordering::Relaxed),
                     "reused_total": s.reused.load(Ordering::Relaxed),
                 }),

@@ -59,15 +59,12 @@ pub fn compile(
     let mut ordered = Vec::new();
     for (i, b) in config.backends.iter().enumerate() {
         let definition = format!("{:?}", sluice_config::canonical_backend(b));
-        let same = previous
-            .and_then(|p| p.backend(&b.name))
-            .filter(|old| old.definition == definition)
-            .cloned();
-        let backend = match same {
-            Some(old) => old,
-            None => {
-                let new = build::backend(i, b, registry, &mut tls_configs, origin)?;
-                if let Some(old) = previous.and_then(|p| p.backend(&b.name)) {
+        let old = previous.and_then(|p| p.backend(&b.name));
+        let backend = match old {
+            Some(old) if old.definition == definition => old.clone(),
+            _ => {
+                let new = build::backend(i, b, registry, &mut tls_configs, origin, definition)?;
+                if let Some(old) = old {
                     new.adopt_endpoints(old);
                 }
                 new
@@ -226,5 +223,18 @@ mod tests {
             "another source-address set is another pool"
         );
         assert!(three.backends[0].servers()[0].available());
+    }
+
+    #[test]
+    fn a_backend_listed_out_of_order_is_still_the_same_backend() {
+        let registry = crate::Registry::new(Metrics::register(&mut Registry::default()));
+        let yaml = "listeners: [{name: e, bind: '127.0.0.1:0'}]\nbackends: [{name: a, servers: ['10.0.0.2:1', '10.0.0.1:1']}]";
+        let config = sluice_config::parse("t", yaml).unwrap();
+        let one = compile(&config, &registry, None, "t").unwrap();
+        let two = compile(&config, &registry, Some(&one), "t").unwrap();
+        assert!(
+            Arc::ptr_eq(&one.backends[0], &two.backends[0]),
+            "its identity is its canonical form, whatever the file's order"
+        );
     }
 }

@@ -296,12 +296,8 @@ fn retire(proxy: &Proxy, old: &Runtime, next: &Runtime) {
         .collect();
     sluice_proxy::stop_backends(&gone);
     let live_keys = next.pool_keys();
+    let kept: Vec<_> = next.backends.iter().map(|n| n.servers()).collect();
     for b in &gone {
-        let kept = next
-            .backends
-            .iter()
-            .map(|n| n.servers())
-            .collect::<Vec<_>>();
         for s in b.servers().iter() {
             let still_used = kept
                 .iter()
