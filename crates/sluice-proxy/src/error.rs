@@ -221,6 +221,12 @@ fn is_reset(e: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
+/// The server reset this one HTTP/2 stream (RST_STREAM): the connection itself is
+/// fine and keeps serving the other streams.
+pub fn is_stream_reset(e: &hyper::Error) -> bool {
+    find::<h2::Error>(e).is_some_and(h2::Error::is_reset)
+}
+
 /// An HTTP/2 stream the server did not process: refused (REFUSED_STREAM) or above
 /// the last stream id of a GOAWAY. RFC 9113 §8.7: such requests can be retried.
 fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {

@@ -7,7 +7,7 @@ use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
 use crate::cause::Party;
 use crate::conn_state::ConnState;
-use crate::error::{ProxyError, Retry};
+use crate::error::{self, ProxyError, Retry};
 use crate::head;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
@@ -264,6 +264,7 @@ impl Proxy {
                     // hyper's HTTP/2 client reports a failed request body as a reset
                     // stream: the upload says whose fault it was.
                     let unsent = e.take_message();
+                    let stream_only = error::is_stream_reset(e.error());
                     let err = match upload.and_then(Upload::failure) {
                         Some(f) => ProxyError::new(f.cause(), f.to_string()),
                         None => ProxyError::exchange(e.into_error()),
@@ -273,12 +274,14 @@ impl Proxy {
                         // nothing against the server (the upstream exchange is dropped).
                         return Err(err);
                     }
-                    if let Some(Conn::H2(s)) = up.conn_mut() {
+                    // A reset of one stream (e.g. REFUSED_STREAM under load) says
+                    // nothing about the connection: its other streams go on.
+                    if let Some(Conn::H2(s)) = up.conn_mut().filter(|_| !stream_only) {
                         s.retire();
                     }
                     drop(up);
                     // A stale pooled connection: the origin never saw the request.
-                    if reused && !stale_retry_used {
+                    if reused && !stale_retry_used && !stream_only {
                         let again = unsent.or(replay.filter(|_| err.retry != Retry::Never));
                         if let Some(again) = again {
                             tracing::debug!(backend = %backend.name.as_str(), error = %err.detail, "pooled connection was closed; retrying on a fresh one");

@@ -17,6 +17,7 @@
 //! | [`alpn_h2_and_h1()`](OriginBuilder::alpn_h2_and_h1) | over TLS, ALPN `h2, http/1.1`, and each connection speaks what it negotiated (no ALPN = HTTP/1.1); without TLS, HTTP/1.1 |
 //! | [`max_concurrent_streams(n)`](OriginBuilder::max_concurrent_streams) | HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` (hyper's default: 200) |
 //! | [`goaway_after(n)`](OriginBuilder::goaway_after) | once a connection has received its n-th request, shut it down gracefully: HTTP/2 sends GOAWAY and lets the streams it accepted finish; HTTP/1.1 closes after that response |
+//! | [`refuse_first(n)`](OriginBuilder::refuse_first) | the first n requests on each connection are not processed: HTTP/2 resets the stream with `REFUSED_STREAM` (a client may safely re-send it); HTTP/1.1 closes the connection without a response. Refused requests are counted in `requests` |
 //! | [`delay(d)`](OriginBuilder::delay) | wait `d` before answering each request (not `/health`) |
 //! | [`close_idle_after(d)`](OriginBuilder::close_idle_after) | HTTP/1.1 only: close a connection that waited `d` for a request head |
 //! | [`close_after_each_response()`](OriginBuilder::close_after_each_response) | HTTP/1.1 only: `Connection: close` on every response |
@@ -134,6 +135,7 @@ struct Behaviour {
     no_keep_alive: bool,
     max_concurrent_streams: Option<u32>,
     goaway_after: Option<u64>,
+    refuse_first: u64,
 }
 
 /// A snapshot of an origin's counters, for `assert_eq!` and [`Origin::wait_until`].
@@ -230,6 +232,13 @@ impl OriginBuilder {
     /// HTTP/1.1 closes the connection after that response.
     pub fn goaway_after(mut self, n: u64) -> Self {
         self.behaviour.goaway_after = Some(n);
+        self
+    }
+
+    /// Refuse the first `n` requests of each connection (counting `/health`): HTTP/2
+    /// answers `RST_STREAM(REFUSED_STREAM)`, HTTP/1.1 closes without a response.
+    pub fn refuse_first(mut self, n: u64) -> Self {
+        self.behaviour.refuse_first = n;
         self
     }
 

@@ -467,6 +467,27 @@ async fn max_concurrent_streams_caps_what_one_connection_carries() {
 }
 
 #[tokio::test]
+async fn refuse_first_resets_with_refused_stream_then_serves() {
+    let origin = Origin::builder().http2().refuse_first(1).start().await;
+    let (mut sender, _conn) = h2c(origin.addr()).await;
+    let refused = h2_get(&mut sender, "/")
+        .await
+        .expect_err("first stream is refused");
+    let reason = std::error::Error::source(&*refused)
+        .and_then(|e| e.downcast_ref::<h2::Error>())
+        .and_then(h2::Error::reason);
+    assert_eq!(reason, Some(h2::Reason::REFUSED_STREAM), "{refused:?}");
+    let response = h2_get(&mut sender, "/").await.expect("second stream");
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(origin.requests(), 2);
+    assert_eq!(
+        origin.accepted(),
+        1,
+        "the connection survives a refused stream"
+    );
+}
+
+#[tokio::test]
 async fn goaway_after_lets_in_flight_streams_finish_then_closes() {
     let origin = Origin::builder().http2().goaway_after(2).start().await;
     let (sender, conn) = h2c(origin.addr()).await;

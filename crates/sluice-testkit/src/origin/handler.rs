@@ -44,6 +44,24 @@ impl Conn {
 
 type Boxed = BoxBody<Bytes, io::Error>;
 
+/// Carries an HTTP/2 reset reason out of the handler. hyper looks for an
+/// `h2::Error` among the *sources* of the service error, and `io::Error` reports
+/// its payload's source rather than the payload, hence this wrapper.
+#[derive(Debug)]
+struct Refused(h2::Error);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused by the test origin: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 pub(super) async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
@@ -53,6 +71,10 @@ pub(super) async fn handle(
     if shared.behaviour.goaway_after == Some(nth) {
         // A stored permit: the connection task sees it even if not waiting yet.
         conn.goaway.notify_one();
+    }
+    if nth <= shared.behaviour.refuse_first {
+        shared.bump(&shared.requests);
+        return Err(io::Error::other(Refused(h2::Reason::REFUSED_STREAM.into())));
     }
     let echo = echo_headers(&req, &conn, nth);
     let healthy = shared.healthy.load(SeqCst);
