@@ -177,38 +177,45 @@ impl Reloader {
             error: None,
             took_ms,
         };
-        match result {
-            Ok(None) => {
-                outcome.result = "unchanged";
-                tracing::info!(
-                    trigger = trigger.as_str(),
-                    generation = cur.generation,
-                    "config reload unchanged"
-                );
-            }
-            Ok(Some(diff)) => {
-                outcome.result = "applied";
-                let summary = diff.lines().join("; ");
-                if !diff.restart_required.is_empty() {
-                    tracing::warn!(fields = %diff.restart_required.join(", "), "config reload: these settings need a restart and were not applied");
-                }
-                tracing::info!(trigger = trigger.as_str(), generation = cur.generation, changes = %summary, took_ms, "config reload applied");
-                outcome.changes = Some(diff);
-            }
-            Err(e) => {
-                outcome.result = "rejected";
-                tracing::error!(trigger = trigger.as_str(), generation = cur.generation, error = %e, "config reload rejected");
-                outcome.error = Some(e);
-            }
-        }
+        // Counted and published before it is logged: whoever sees the log line
+        // (an operator, a test) then finds the counters and /config up to date.
+        outcome.result = match &result {
+            Ok(None) => "unchanged",
+            Ok(Some(_)) => "applied",
+            Err(_) => "rejected",
+        };
         self.metrics
             .record(outcome.result, cur.generation, outcome.at);
+        match result {
+            Ok(None) => {}
+            Ok(Some(diff)) => outcome.changes = Some(diff),
+            Err(e) => outcome.error = Some(e),
+        }
         cur.last = Some(outcome.clone());
         *self.current.lock() = Arc::new(CurrentView {
             config: serde_json::to_value(&cur.effective).unwrap_or(Value::Null),
             generation: cur.generation,
             last: cur.last.clone(),
         });
+        match (&outcome.changes, &outcome.error) {
+            (_, Some(e)) => {
+                tracing::error!(trigger = trigger.as_str(), generation = cur.generation, error = %e, "config reload rejected");
+            }
+            (Some(diff), None) => {
+                let summary = diff.lines().join("; ");
+                if !diff.restart_required.is_empty() {
+                    tracing::warn!(fields = %diff.restart_required.join(", "), "config reload: these settings need a restart and were not applied");
+                }
+                tracing::info!(trigger = trigger.as_str(), generation = cur.generation, changes = %summary, took_ms, "config reload applied");
+            }
+            (None, None) => {
+                tracing::info!(
+                    trigger = trigger.as_str(),
+                    generation = cur.generation,
+                    "config reload unchanged"
+                );
+            }
+        }
         outcome
     }
 
