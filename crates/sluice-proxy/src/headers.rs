@@ -33,8 +33,18 @@ static PROTECTED: [HeaderName; 5] = [
     HeaderName::from_static("x-request-id"),
 ];
 
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    *n == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(n)
+}
+
 /// Removes hop-by-hop headers. `Transfer-Encoding` goes too: hyper re-frames bodies.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One pass over the few headers a request has, comparing names (an enum compare
+    // for standard ones), instead of nine hashed removals for headers that are
+    // almost never there: that cost 4.9k instructions per request.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     if h.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = h
             .get_all(header::CONNECTION)
@@ -79,6 +89,21 @@ pub fn add_forwarded(h: &mut HeaderMap, client: ClientAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_without_hop_by_hop_headers_is_left_alone() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a.test"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2, "transfer-encoding alone is stripped too");
+    }
 
     #[test]
     fn strips_listed_and_standard_hop_by_hop_headers() {

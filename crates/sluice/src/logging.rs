@@ -3,7 +3,7 @@
 
 use sluice_config::{Log, LogFormat};
 use std::io::IsTerminal;
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -21,7 +21,15 @@ pub fn init(log: &Log) {
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let events = filter_fn(|m| m.target() != "access");
-    let access = filter_fn(|m| m.target() == "access");
+    // The access log is INFO: saying so bounds the subscriber's level hint, which also
+    // becomes the `log` crate's max level. Without a hint it is TRACE, and every
+    // `log::trace!` in mio builds a record per socket event to be filtered out later.
+    let access_level = if log.access_log {
+        LevelFilter::INFO
+    } else {
+        LevelFilter::OFF
+    };
+    let access = filter_fn(|m| m.target() == "access").with_max_level_hint(access_level);
     let access_on = log.access_log;
     let (ev, ac) = match log.format {
         LogFormat::Json => (
@@ -50,8 +58,11 @@ pub fn init(log: &Log) {
     let _ = tracing_subscriber::registry()
         .with(ev.with_filter(events).with_filter(filter))
         .with(
-            ac.with_filter(filter_fn(move |m| access_on && m.target() == "access"))
-                .with_filter(access),
+            ac.with_filter(
+                filter_fn(move |m| access_on && m.target() == "access")
+                    .with_max_level_hint(access_level),
+            )
+            .with_filter(access),
         )
         .try_init();
 }
