@@ -66,6 +66,15 @@ impl ClientStream {
             linger_zero(s);
         }
     }
+
+    /// Ready once the socket has something to read (data, or the peer's FIN or
+    /// reset), without reading it: a parked connection waits this way with no buffer.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Tcp(s) => s.poll_read_ready(cx),
+            Self::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
 }
 
 /// A connected upstream socket before (or without) TLS.

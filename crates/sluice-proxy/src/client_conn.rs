@@ -11,23 +11,29 @@
 //! While a request is in flight neither applies: the request's own timeouts do (body
 //! idle on both sides, response, queue). On shutdown the connection finishes its
 //! request and closes.
+//!
+//! A connection that waits [`PARK_AFTER`] for a request is parked (see [`drive`]):
+//! the timers above go on running, with no hyper state and no buffer held.
 
 use crate::cause::Cause;
 use crate::client_io::ClientIo;
 use crate::conn_state::ConnState;
 use crate::error::{error_chain, ProxyError};
-use crate::metrics::{ClientErrorLabels, Metrics, Name};
+use crate::metrics::{ClientErrorLabels, Name};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::HttpService;
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio::task::coop::unconstrained;
 use tokio::time::Instant;
 
@@ -43,13 +49,48 @@ pub struct ClientTimeouts {
     pub request_header: Duration,
 }
 
-/// Where a connection reports what went wrong on it.
-pub struct ConnContext {
+/// What every connection of a listener shares: built once per listener setting, so
+/// a connection carries one pointer to it instead of copies (a parked connection's
+/// task is mostly this context).
+pub struct ListenerConns {
     pub listener: Name,
-    pub metrics: Metrics,
+    pub builder: http1::Builder,
     pub timeouts: ClientTimeouts,
+    pub client_errors: Family<ClientErrorLabels, Counter>,
+    /// Connections of this listener open now, and parked now.
+    pub open: Gauge,
+    pub parked: Gauge,
+    pub parks: Counter,
+}
+
+/// Where a connection reports what went wrong on it; its end is counted on drop.
+pub struct ConnContext {
+    pub shared: Arc<ListenerConns>,
     /// Held until the connection ends, so shutdown can wait for all of them.
     pub _drain: mpsc::Sender<()>,
+    /// `limits.max_client_connections`, released when the connection ends.
+    pub _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl ConnContext {
+    pub fn new(
+        shared: Arc<ListenerConns>,
+        drain: mpsc::Sender<()>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        shared.open.inc();
+        Self {
+            shared,
+            _drain: drain,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for ConnContext {
+    fn drop(&mut self) {
+        self.shared.open.dec();
+    }
 }
 
 /// How a connection's driver stopped.
@@ -57,13 +98,32 @@ enum Outcome {
     Ended(Result<(), hyper::Error>),
     /// The header or keep-alive timer expired while no request was in flight.
     Idle,
+    /// hyper's connection closed at our request between two requests: its socket and
+    /// service come back to wait for the next request without hyper's buffers.
+    Parked,
 }
 
+/// How long a keep-alive connection waits for its next request before it is parked.
+/// Far above the gap between back-to-back requests (so a busy client never pays the
+/// rebuild, about 2k instructions), short enough that few connections hold buffers at
+/// once while many go idle.
+const PARK_AFTER: Duration = Duration::from_millis(20);
+
+/// hyper's side of one client connection, rebuilt after each park.
+type Http1<S> = http1::Connection<TokioIo<ClientIo>, S>;
+
 /// Runs one connection to its end.
+///
+/// Between two requests, once hyper waits for the next one, the connection is
+/// *parked*: hyper's connection (with its 8 KiB read and write buffers) is dropped and
+/// only the socket waits for readability; a new hyper connection takes over when the
+/// client sends again. This is what lets an idle keep-alive client cost about as
+/// little as in HAProxy or NGINX, which also release their buffers while idle. It
+/// happens [`PARK_AFTER`] into the wait (also before the first request), so
+/// back-to-back requests never pay for it.
 pub async fn drive<S>(
-    builder: &http1::Builder,
-    io: ClientIo,
-    service: S,
+    mut io: ClientIo,
+    mut service: S,
     state: Arc<ConnState>,
     ctx: ConnContext,
     mut stop: watch::Receiver<bool>,
@@ -71,12 +131,9 @@ pub async fn drive<S>(
     S: HttpService<Incoming, ResBody = crate::resp_body::RespBody> + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let t = ctx.timeouts;
-    let mut conn = builder.serve_connection(TokioIo::new(io), service);
+    let t = &ctx.shared.timeouts;
+    let builder = &ctx.shared.builder;
     let mut stopping = *stop.borrow_and_update();
-    if stopping {
-        Pin::new(&mut conn).graceful_shutdown();
-    }
     // The stop signal and the timer are polled only to register for a wake-up, and
     // again when they may have fired (checked cheaply): re-polling them on every
     // wake-up of the connection would take a lock and a timer-wheel visit each time.
@@ -84,83 +141,191 @@ pub async fn drive<S>(
     let stop_signal = stop.changed();
     tokio::pin!(stop_signal);
     let mut stop_registered = false;
-    // Armed from the accept: the first request head is due within request_header.
-    let sleep = tokio::time::sleep(t.request_header);
+    // Armed from the accept: the first request head is due within request_header;
+    // a client that sends nothing for PARK_AFTER is parked first.
+    let mut idle_since = Instant::now();
+    let mut park_due = t.request_header > PARK_AFTER;
+    let first_wait = if park_due {
+        PARK_AFTER
+    } else {
+        t.request_header
+    };
+    let sleep = tokio::time::sleep_until(idle_since + first_wait);
     tokio::pin!(sleep);
     let (mut armed, mut sleep_registered) = (true, false);
-    let outcome = std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = Pin::new(&mut conn).poll(cx) {
-            return Poll::Ready(Outcome::Ended(r));
+    // Boxed, so that a parked connection's task holds a pointer, not hyper's state.
+    let mut conn: Box<Http1<S>>;
+    conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+    let mut parking = false;
+    loop {
+        if stopping {
+            Pin::new(&mut *conn).graceful_shutdown();
         }
-        if !stopping {
-            let stop_now = if stop_registered {
-                seen.has_changed().unwrap_or(true)
-            } else {
-                stop_registered = true;
-                Pin::new(&mut unconstrained(stop_signal.as_mut()))
-                    .poll(cx)
-                    .is_ready()
-            };
-            if stop_now {
-                stopping = true;
-                Pin::new(&mut conn).graceful_shutdown();
-                // hyper acts on it when polled next.
-                cx.waker().wake_by_ref();
+        let outcome = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = Pin::new(&mut *conn).poll(cx) {
+                return Poll::Ready(match r {
+                    Ok(()) if parking => Outcome::Parked,
+                    r => Outcome::Ended(r),
+                });
             }
-        }
-        if state.take_changed() && !state.busy() {
-            // The first request keeps the deadline counted from the accept.
-            let first = state.completed() == 0;
-            if state.head_started() {
-                if !first {
-                    sleep.as_mut().reset(Instant::now() + t.request_header);
-                }
-            } else {
-                sleep.as_mut().reset(Instant::now() + t.keepalive);
-            }
-            armed = true;
-            sleep_registered = false;
-        }
-        if armed && (!sleep_registered || sleep.is_elapsed()) {
-            sleep_registered = true;
-            // Unconstrained: a poll that only hit the task's coop budget would return
-            // Pending without registering, and the timer would never wake us.
-            let fired = Pin::new(&mut unconstrained(sleep.as_mut()))
-                .poll(cx)
-                .is_ready();
-            if fired {
-                if state.write_blocked() {
-                    // A response is still being handed to a client that reads slowly:
-                    // not idle yet (send_timeout bounds that).
-                    sleep.as_mut().reset(Instant::now() + t.keepalive);
-                    sleep_registered = false;
-                    cx.waker().wake_by_ref();
-                } else if state.busy() {
-                    // Nothing to time until the request ends (a change re-arms it).
-                    armed = false;
+            if !stopping {
+                let stop_now = if stop_registered {
+                    seen.has_changed().unwrap_or(true)
                 } else {
-                    return Poll::Ready(Outcome::Idle);
+                    stop_registered = true;
+                    Pin::new(&mut unconstrained(stop_signal.as_mut()))
+                        .poll(cx)
+                        .is_ready()
+                };
+                if stop_now {
+                    stopping = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                    // hyper acts on it when polled next.
+                    cx.waker().wake_by_ref();
                 }
             }
+            if state.take_changed() && !state.busy() {
+                // The first request keeps the deadline counted from the accept.
+                let first = state.completed() == 0;
+                if state.head_started() {
+                    if !first {
+                        sleep.as_mut().reset(Instant::now() + t.request_header);
+                    } else if park_due {
+                        // The timer was set to park: back to the accept's deadline.
+                        sleep.as_mut().reset(idle_since + t.request_header);
+                    }
+                    park_due = false;
+                } else {
+                    // Idle: park soon, close at keepalive_timeout.
+                    idle_since = Instant::now();
+                    park_due = t.keepalive > PARK_AFTER;
+                    let wait = if park_due { PARK_AFTER } else { t.keepalive };
+                    sleep.as_mut().reset(idle_since + wait);
+                }
+                armed = true;
+                sleep_registered = false;
+            }
+            if armed && (!sleep_registered || sleep.is_elapsed()) {
+                sleep_registered = true;
+                // Unconstrained: a poll that only hit the task's coop budget would
+                // return Pending without registering, and the timer would never wake us.
+                let fired = Pin::new(&mut unconstrained(sleep.as_mut()))
+                    .poll(cx)
+                    .is_ready();
+                if fired {
+                    if state.write_blocked() {
+                        // A response is still being handed to a client that reads
+                        // slowly: not idle yet (send_timeout bounds that).
+                        sleep.as_mut().reset(Instant::now() + t.keepalive);
+                        sleep_registered = false;
+                        park_due = false;
+                        cx.waker().wake_by_ref();
+                    } else if state.busy() {
+                        // Nothing to time until the request ends (a change re-arms it).
+                        armed = false;
+                    } else if park_due {
+                        park_due = false;
+                        if !stopping && state.parkable() {
+                            // hyper is idle (keep-alive, nothing buffered to write), so
+                            // this closes its connection object at once without
+                            // touching the socket (a client socket's shutdown is a
+                            // no-op; see sluice_net::ClientStream).
+                            parking = true;
+                            Pin::new(&mut *conn).graceful_shutdown();
+                        }
+                        let limit = if state.completed() == 0 {
+                            t.request_header
+                        } else {
+                            t.keepalive
+                        };
+                        sleep.as_mut().reset(idle_since + limit);
+                        sleep_registered = false;
+                        cx.waker().wake_by_ref();
+                    } else {
+                        return Poll::Ready(Outcome::Idle);
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match outcome {
+            Outcome::Parked => {}
+            Outcome::Ended(Err(e)) if e.is_incomplete_message() && state.head_started() => {
+                // A request head arrived with the client's FIN, before hyper handed it over.
+                count(&ctx, Cause::ClientClosed);
+                tracing::info!(listener = %ctx.shared.listener.as_str(), cause = Cause::ClientClosed.as_str(), "client closed its connection right after its request, which was not handled (listeners[].half_close: true serves such clients)");
+                return;
+            }
+            Outcome::Ended(Err(e)) => return note_conn_error(&ctx, &e),
+            Outcome::Ended(Ok(())) => return,
+            Outcome::Idle if state.head_started() => {
+                let io = parts_of(conn).io.into_inner();
+                // Boxed: rare, and its state would otherwise enlarge every
+                // connection's task.
+                return Box::pin(request_header_timeout(io, &ctx)).await;
+            }
+            // An idle keep-alive connection, or one that never sent a byte: just close.
+            Outcome::Idle => return,
         }
-        Poll::Pending
-    })
-    .await;
-    match outcome {
-        Outcome::Ended(Err(e)) if e.is_incomplete_message() && state.head_started() => {
-            // A request head arrived with the client's FIN, before hyper handed it over.
-            count(&ctx, Cause::ClientClosed);
-            tracing::info!(listener = %ctx.listener.as_str(), cause = Cause::ClientClosed.as_str(), "client closed its connection right after its request, which was not handled (listeners[].half_close: true serves such clients)");
+        parking = false;
+        // The socket and the service go back into the arguments' own slots: new
+        // bindings would store them a second time in every connection's task.
+        let read_buf = {
+            let parts = parts_of(conn);
+            io = parts.io.into_inner();
+            service = parts.service;
+            parts.read_buf
+        };
+        ctx.shared.parks.inc();
+        if stopping {
+            return;
         }
-        Outcome::Ended(Err(e)) => note_conn_error(&ctx, &e),
-        Outcome::Ended(Ok(())) => {}
-        Outcome::Idle if state.head_started() => {
-            let io = conn.into_parts().io.into_inner();
-            request_header_timeout(io, &ctx).await;
+        if !read_buf.is_empty() {
+            // hyper had read ahead (a pipelined request): serve it without waiting.
+            io.push_back(read_buf);
+        } else {
+            // Even empty, it holds hyper's whole read buffer.
+            drop(read_buf);
+            ctx.shared.parked.inc();
+            let woke = std::future::poll_fn(|cx| {
+                if io.poll_read_ready(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                if seen.has_changed().unwrap_or(true)
+                    || Pin::new(&mut unconstrained(stop_signal.as_mut()))
+                        .poll(cx)
+                        .is_ready()
+                {
+                    // Shutting down: an idle connection closes at once.
+                    return Poll::Ready(false);
+                }
+                match Pin::new(&mut unconstrained(sleep.as_mut())).poll(cx) {
+                    // The keep-alive timeout: close silently, as hyper would have.
+                    Poll::Ready(()) => Poll::Ready(false),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            ctx.shared.parked.dec();
+            if !woke {
+                return;
+            }
         }
-        // An idle keep-alive connection, or one that never sent a byte: just close.
-        Outcome::Idle => {}
+        sleep_registered = false;
+        conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
     }
+}
+
+/// Takes hyper's connection apart, freeing its box (moving out of a `Box` in place
+/// would keep the allocation until the variable is reassigned).
+#[allow(clippy::boxed_local)] // the point is to take the box, so it is freed here
+fn parts_of<S>(conn: Box<Http1<S>>) -> http1::Parts<TokioIo<ClientIo>, S>
+where
+    S: HttpService<Incoming, ResBody = crate::resp_body::RespBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    conn.into_parts()
 }
 
 /// Answers a head that did not complete in time with 408 and closes.
@@ -170,10 +335,10 @@ async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
         Cause::RequestHeaderTimeout,
         format!(
             "no complete request head within {:?}",
-            ctx.timeouts.request_header
+            ctx.shared.timeouts.request_header
         ),
     );
-    tracing::info!(listener = %ctx.listener.as_str(), cause = e.cause.as_str(), detail = %e.detail, "request head timed out; answered 408");
+    tracing::info!(listener = %ctx.shared.listener.as_str(), cause = e.cause.as_str(), detail = %e.detail, "request head timed out; answered 408");
     let body = e.body_text();
     let status = e.cause.status();
     let head = format!(
@@ -206,10 +371,10 @@ async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
 }
 
 fn count(ctx: &ConnContext, cause: Cause) {
-    ctx.metrics
+    ctx.shared
         .client_errors
         .get_or_create(&ClientErrorLabels {
-            listener: ctx.listener.clone(),
+            listener: ctx.shared.listener.clone(),
             cause: cause.as_str(),
         })
         .inc();
@@ -221,8 +386,8 @@ fn count(ctx: &ConnContext, cause: Cause) {
 fn note_conn_error(ctx: &ConnContext, e: &hyper::Error) {
     if e.is_parse() || e.is_parse_too_large() {
         count(ctx, Cause::BadRequest);
-        tracing::info!(listener = %ctx.listener.as_str(), cause = Cause::BadRequest.as_str(), detail = %error_chain(e), "malformed request");
+        tracing::info!(listener = %ctx.shared.listener.as_str(), cause = Cause::BadRequest.as_str(), detail = %error_chain(e), "malformed request");
     } else {
-        tracing::debug!(listener = %ctx.listener.as_str(), error = %error_chain(e), "client connection ended with an error");
+        tracing::debug!(listener = %ctx.shared.listener.as_str(), error = %error_chain(e), "client connection ended with an error");
     }
 }

@@ -1,10 +1,12 @@
 //! The client socket as hyper sees it: reads are reported to the connection's state
 //! (the start of a request head arms the header timeout), a write that waits longer
 //! than `send_timeout` for a client that does not read fails the connection, and an
-//! aborted connection is closed with a reset.
+//! aborted connection is closed with a reset. Bytes hyper had read ahead when its
+//! connection was parked are handed back first to the next one.
 
 use crate::conn_state::ConnState;
 use crate::idle::IdleTimer;
+use bytes::{Buf, Bytes};
 use sluice_net::ClientStream;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -17,6 +19,8 @@ pub struct ClientIo {
     stream: ClientStream,
     state: Arc<ConnState>,
     send: IdleTimer,
+    /// Read ahead by a previous hyper connection on this socket, not yet consumed.
+    unread: Bytes,
 }
 
 impl ClientIo {
@@ -25,7 +29,17 @@ impl ClientIo {
             stream,
             state,
             send: IdleTimer::new(send_timeout),
+            unread: Bytes::new(),
         }
+    }
+
+    /// Bytes to read before the socket's (what the parked connection had read ahead).
+    pub fn push_back(&mut self, unread: Bytes) {
+        self.unread = unread;
+    }
+
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream.poll_read_ready(cx)
     }
 
     /// Tracks a write: done (progress), or waiting for the client to read, which may
@@ -64,8 +78,17 @@ impl AsyncRead for ClientIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread[..n]);
+            this.unread.advance(n);
+            this.state.set_read_waiting(false);
+            this.state.note_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        this.state.set_read_waiting(polled.is_pending());
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.state.note_read();
         }

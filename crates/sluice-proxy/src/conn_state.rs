@@ -26,6 +26,8 @@ pub struct ConnState {
     send_timed_out: AtomicBool,
     /// Something the driver's timer depends on changed since it last looked.
     changed: AtomicBool,
+    /// The last read of the socket found nothing to read (hyper waits for data).
+    read_waiting: AtomicBool,
 }
 
 impl ConnState {
@@ -48,6 +50,22 @@ impl ConnState {
         if !self.busy.load(Relaxed) && !self.head_started.swap(true, Relaxed) {
             self.changed.store(true, Relaxed);
         }
+    }
+
+    /// Whether the last read found the socket empty.
+    pub(crate) fn set_read_waiting(&self, waiting: bool) {
+        if self.read_waiting.load(Relaxed) != waiting {
+            self.read_waiting.store(waiting, Relaxed);
+        }
+    }
+
+    /// Nothing in flight, nothing half-read, nothing left to write, and hyper waits
+    /// for the client's next request: the connection's buffers can be let go.
+    pub(crate) fn parkable(&self) -> bool {
+        self.read_waiting.load(Relaxed)
+            && !self.busy.load(Relaxed)
+            && !self.head_started.load(Relaxed)
+            && !self.write_blocked.load(Relaxed)
     }
 
     /// Makes the connection end with a reset instead of a FIN.

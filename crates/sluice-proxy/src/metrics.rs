@@ -101,6 +101,8 @@ pub struct Metrics {
     pub tls_duration: Family<BackendLabels, Histogram>,
     pub client_connections: Family<ListenerLabels, Gauge>,
     pub client_connections_total: Family<ListenerLabels, Counter>,
+    pub client_connections_parked: Family<ListenerLabels, Gauge>,
+    pub client_parks: Family<ListenerLabels, Counter>,
     pub client_connections_paused: Counter,
     pub queue_depth: Family<BackendLabels, Gauge>,
     pub queue_time: Family<BackendLabels, Histogram>,
@@ -280,6 +282,8 @@ impl Metrics {
             tls_duration: histograms(),
             client_connections: Family::default(),
             client_connections_total: Family::default(),
+            client_connections_parked: Family::default(),
+            client_parks: Family::default(),
             client_connections_paused: Counter::default(),
             queue_depth: Family::default(),
             queue_time: histograms(),
@@ -356,6 +360,16 @@ impl Metrics {
             "client_connections",
             "Open client connections",
             m.client_connections.clone(),
+        );
+        r.register(
+            "client_connections_parked",
+            "Open client connections waiting between requests with no buffers held",
+            m.client_connections_parked.clone(),
+        );
+        r.register(
+            "client_parks",
+            "Times a keep-alive client connection released its buffers between requests",
+            m.client_parks.clone(),
         );
         r.register(
             "client_connections_accepted",

@@ -1,6 +1,6 @@
 //! Client side: the accept loop of each listener, and the drain on shutdown.
 
-use crate::client_conn::{self, ClientTimeouts, ConnContext};
+use crate::client_conn::{self, ClientTimeouts, ConnContext, ListenerConns};
 use crate::client_io::ClientIo;
 use crate::conn_state::ConnState;
 use crate::metrics::{ListenerLabels, Name};
@@ -60,13 +60,7 @@ pub async fn serve(
             settings = settings_rx.borrow_and_update().clone();
             setup = Setup::new(&settings, &proxy);
         }
-        let Setup {
-            name,
-            open,
-            accepted,
-            builder,
-            timeouts,
-        } = &setup;
+        let Setup { conns, accepted } = &setup;
         // At the connection limit, stop accepting: new clients wait in the kernel's
         // backlog instead of being accepted and then starved or dropped.
         let permit: Option<OwnedSemaphorePermit> = match &settings.client_limit {
@@ -100,7 +94,7 @@ pub async fn serve(
         accepted.inc();
         let state = Arc::new(ConnState::default());
         let client = ClientInfo {
-            listener: name.clone(),
+            listener: conns.listener.clone(),
             addr,
             conn: state.clone(),
             body_idle: settings.request_body_idle_timeout,
@@ -113,20 +107,11 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
             })
         };
-        let ctx = ConnContext {
-            listener: name.clone(),
-            metrics: proxy.metrics().clone(),
-            timeouts: *timeouts,
-            _drain: drain_tx.clone(),
-        };
+        let ctx = ConnContext::new(conns.clone(), drain_tx.clone(), permit);
         let io = ClientIo::new(stream, state.clone(), settings.send_timeout);
-        let (builder, stop, open) = (builder.clone(), stop.clone(), open.clone());
-        open.inc();
-        tokio::spawn(async move {
-            client_conn::drive(&builder, io, svc, state, ctx, stop).await;
-            open.dec();
-            drop(permit);
-        });
+        // Spawned as is, not wrapped in another async block: a wrapper would store
+        // the arguments twice in every connection's task.
+        tokio::spawn(client_conn::drive(io, svc, state, ctx, stop.clone()));
     }
     drop(listener);
     Drain { rx: drain_rx }
@@ -134,11 +119,8 @@ pub async fn serve(
 
 /// What every connection of a listener is served with, built from its settings.
 struct Setup {
-    name: Name,
-    open: prometheus_client::metrics::gauge::Gauge,
+    conns: Arc<ListenerConns>,
     accepted: prometheus_client::metrics::counter::Counter,
-    builder: Arc<http1::Builder>,
-    timeouts: ClientTimeouts,
 }
 
 impl Setup {
@@ -147,31 +129,28 @@ impl Setup {
         let labels = ListenerLabels {
             listener: name.clone(),
         };
-        let open = proxy
-            .metrics()
-            .client_connections
-            .get_or_create(&labels)
-            .clone();
-        let accepted = proxy
-            .metrics()
-            .client_connections_total
-            .get_or_create(&labels)
-            .clone();
+        let m = proxy.metrics();
         let mut builder = http1::Builder::new();
         // The header timeout is sluice's own (client_conn), so a slow head gets a 408.
         builder
             .keep_alive(true)
             .half_close(settings.half_close)
             .header_read_timeout(None);
-        Self {
-            name,
-            open,
-            accepted,
-            builder: Arc::new(builder),
+        let conns = ListenerConns {
+            listener: name,
+            builder,
             timeouts: ClientTimeouts {
                 keepalive: settings.keepalive_timeout,
                 request_header: settings.request_header_timeout,
             },
+            client_errors: m.client_errors.clone(),
+            open: m.client_connections.get_or_create(&labels).clone(),
+            parked: m.client_connections_parked.get_or_create(&labels).clone(),
+            parks: m.client_parks.get_or_create(&labels).clone(),
+        };
+        Self {
+            conns: Arc::new(conns),
+            accepted: m.client_connections_total.get_or_create(&labels).clone(),
         }
     }
 }

@@ -51,9 +51,15 @@ impl RawConn {
     /// Reads until what was received contains `needle`; returns everything so far.
     /// Panics if the connection ends first or [`RAW_WAIT`] runs out.
     pub async fn read_until(&mut self, needle: &str) -> String {
+        self.read_until_count(needle, 1).await
+    }
+
+    /// Reads until what was received contains `needle` `n` times (e.g. the n-th
+    /// response on a keep-alive connection); returns everything so far.
+    pub async fn read_until_count(&mut self, needle: &str, n: usize) -> String {
         let reading = async {
             let mut buf = vec![0u8; 16 * 1024];
-            while !self.text().contains(needle) {
+            while self.text().matches(needle).count() < n {
                 match self.stream.read(&mut buf).await {
                     Ok(0) => panic!("closed before {needle:?}; got {:?}", self.text()),
                     Ok(n) => self.received.extend_from_slice(&buf[..n]),
