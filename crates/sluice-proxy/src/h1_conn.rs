@@ -16,6 +16,17 @@ pub struct H1 {
 }
 
 impl H1 {
+    /// A connection from hyper's send half and the task running its I/O. For benches,
+    /// which fill a server's idle list over an in-memory pipe instead of a socket.
+    #[doc(hidden)]
+    pub fn from_parts(tx: http1::SendRequest<ReqBody>, task: AbortHandle) -> Self {
+        Self {
+            tx,
+            task,
+            reset: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// Ends the connection now, with a reset: an exchange on it was abandoned mid-way
     /// (timeout, client gone, failure), so what is queued for the origin is discarded at
     /// once instead of being held for as long as the origin does not read.

@@ -34,6 +34,9 @@ mod upstream;
 pub use background::{start as start_background, start_backends, start_maintenance, stop_backends};
 pub use cause::{Cause, Party};
 pub use error::{ProxyError, ERROR_HEADER};
+/// For benches (`H1::from_parts`): the pooled HTTP/1.1 connection type.
+#[doc(hidden)]
+pub use h1_conn::H1;
 pub use inspect::pools as pools_json;
 pub use metrics::Metrics;
 pub use proxy::{ClientInfo, Proxy};
