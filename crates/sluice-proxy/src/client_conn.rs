@@ -12,7 +12,7 @@
 //! idle on both sides, response, queue). On shutdown the connection finishes its
 //! request and closes.
 //!
-//! A connection that waits [`PARK_AFTER`] for a request is parked (see [`drive`]):
+//! A connection that waits [`PARK_AFTER`] for its next request is parked (see [`drive`]):
 //! the timers above go on running, with no hyper state and no buffer held.
 
 use crate::cause::Cause;
@@ -119,8 +119,8 @@ type Http1<S> = http1::Connection<TokioIo<ClientIo>, S>;
 /// only the socket waits for readability; a new hyper connection takes over when the
 /// client sends again. This is what lets an idle keep-alive client cost about as
 /// little as in HAProxy or NGINX, which also release their buffers while idle. It
-/// happens [`PARK_AFTER`] into the wait (also before the first request), so
-/// back-to-back requests never pay for it.
+/// happens [`PARK_AFTER`] into the wait between two requests, so back-to-back
+/// requests never pay for it; a connection is not parked before its first request.
 pub async fn drive<S>(
     mut io: ClientIo,
     mut service: S,
@@ -141,16 +141,13 @@ pub async fn drive<S>(
     let stop_signal = stop.changed();
     tokio::pin!(stop_signal);
     let mut stop_registered = false;
-    // Armed from the accept: the first request head is due within request_header;
-    // a client that sends nothing for PARK_AFTER is parked first.
+    // Armed from the accept: the first request head is due within request_header.
+    // Not parked before its first request: a timer due sooner than every other one
+    // makes tokio wake its driver (an eventfd write and an extra epoll round) on
+    // every accept, which a close-per-request client would pay each time.
     let mut idle_since = Instant::now();
-    let mut park_due = t.request_header > PARK_AFTER;
-    let first_wait = if park_due {
-        PARK_AFTER
-    } else {
-        t.request_header
-    };
-    let sleep = tokio::time::sleep_until(idle_since + first_wait);
+    let mut park_due = false;
+    let sleep = tokio::time::sleep_until(idle_since + t.request_header);
     tokio::pin!(sleep);
     let (mut armed, mut sleep_registered) = (true, false);
     // Boxed, so that a parked connection's task holds a pointer, not hyper's state.
