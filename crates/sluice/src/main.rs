@@ -49,12 +49,6 @@ enum Command {
     },
 }
 
-/// mimalloc instead of glibc's malloc: hyper allocates 8 KiB buffers for every client
-/// connection (and again after each park), which glibc serves from its slow
-/// `_int_malloc` path; see bench/RESULTS.md (issue 9) for the measurement.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
