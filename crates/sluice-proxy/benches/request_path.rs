@@ -1,14 +1,13 @@
 //! Micro-benchmarks of what a request goes through before any I/O, on a `Runtime`
 //! compiled from a real config: route lookup, the backend's balancing policy, taking
 //! and freeing a slot, the HTTP/1.1 idle-list checkout and checkin, and all of them in
-//! sequence. The pooled connections are hyper clients over in-memory pipes, so no
-//! socket is opened. See bench/micro/README.md. `cargo bench -p sluice-proxy`.
+//! sequence. The pooled connections are over Unix socket pairs, and no byte is sent. See bench/micro/README.md. `cargo bench -p sluice-proxy`.
 
 // Setup failures in a bench are bugs to see at once, as in the integration tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hyper_util::rt::TokioIo;
+use sluice_net::{PlainStream, UpstreamStream};
 use sluice_pool::{Limiter, Pooled};
 use sluice_proxy::{compile, Metrics, Registry, Runtime, H1};
 use std::future::Future;
@@ -16,7 +15,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
-use tokio::io::DuplexStream;
+use tokio::net::UnixStream;
 
 const LISTENER: &str = "listeners: [{name: e, bind: '127.0.0.1:0'}]\n";
 /// A connection retires after 10,000 requests by default; a bench makes millions on one.
@@ -77,41 +76,32 @@ fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
-/// Keeps the pooled connections alive: the runtime their I/O tasks live on (never
-/// driven after setup: nothing is sent) and the far ends of their pipes.
+/// Keeps the pooled connections alive: the runtime their sockets are registered with
+/// (never driven: nothing is sent) and the far ends of their socket pairs.
 struct Conns {
     _rt: tokio::runtime::Runtime,
-    _ends: Vec<DuplexStream>,
+    _ends: Vec<UnixStream>,
 }
 
-/// Puts one idle HTTP/1.1 connection into each server's idle list, made as
-/// `upstream::open::handshake_h1` makes them, but over an in-memory pipe.
+/// Puts one idle HTTP/1.1 connection into each server's idle list, as
+/// `upstream::open::new_h1` makes them, but over a Unix socket pair.
 fn fill_idle(runtime: &Runtime) -> Conns {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
         .build()
         .expect("a tokio runtime");
     let mut ends = Vec::new();
     for backend in &runtime.backends {
         for server in backend.servers().iter() {
-            let (h1, end) = rt.block_on(async {
-                let (near, far) = tokio::io::duplex(16 * 1024);
-                let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(near))
-                    .await
-                    .expect("handshake");
-                let task = tokio::spawn(async move {
-                    let _ = conn.await;
-                })
-                .abort_handle();
-                tx.ready().await.expect("the connection is ready");
-                (H1::from_parts(tx, task), far)
-            });
+            let (near, far) = rt.block_on(async { UnixStream::pair().expect("a socket pair") });
+            let h1 = H1::unmetered(UpstreamStream::Plain(PlainStream::Unix(near)));
             server.idle.checkin(Pooled::new(
                 h1,
                 server.key.clone(),
                 backend.settings.policy,
                 backend.metrics.idle_tally.clone(),
             ));
-            ends.push(end);
+            ends.push(far);
         }
     }
     Conns {
@@ -215,7 +205,7 @@ fn slot(c: &mut Criterion) {
 }
 
 /// A server's HTTP/1.1 idle list with one hyper connection: `upstream::acquire`'s
-/// checkout (pop, readiness, idle tally) and `Upstream::release`'s checkin.
+/// checkout (pop, the still-open probe, idle tally) and `Upstream::release`'s checkin.
 fn idle(c: &mut Criterion) {
     let mut g = c.benchmark_group("h1_idle");
     let rt = one_route();
@@ -225,7 +215,7 @@ fn idle(c: &mut Criterion) {
     g.bench_function("checkout_checkin", |b| {
         b.iter(|| {
             let mut pooled = server.idle.checkout().expect("an idle connection");
-            assert!(pooled.conn.tx.is_ready());
+            assert!(pooled.conn.still_open());
             pooled.set_idle_tally(&backend.metrics.idle_tally);
             if server.available() {
                 server.idle.checkin(black_box(pooled));
@@ -237,7 +227,7 @@ fn idle(c: &mut Criterion) {
 
 /// What `Proxy::handle` and `Proxy::forward` do for one request to a server with an
 /// idle HTTP/1.1 connection, without the I/O: route, retry-budget count, hash key,
-/// slot, checkout (readiness, tally, reuse counters), then checkin and slot release.
+/// slot, checkout (still-open probe, tally, reuse counters), then checkin and slot release.
 /// Not included: Host parsing, head rewriting, request ids, access-log and request
 /// metrics (see bench/micro/README.md).
 fn request(rt: &Runtime, host: &str, path: &str, headers: &http::HeaderMap) {
@@ -248,7 +238,7 @@ fn request(rt: &Runtime, host: &str, path: &str, headers: &http::HeaderMap) {
     let slot = ready(Limiter::acquire(backend, hash, None)).expect("a slot");
     let server = slot.member().clone();
     let mut pooled = server.idle.checkout().expect("an idle connection");
-    assert!(pooled.conn.tx.is_ready());
+    assert!(pooled.conn.still_open());
     pooled.set_idle_tally(&backend.metrics.idle_tally);
     backend.metrics.reused.inc();
     server.reused.fetch_add(1, Ordering::Relaxed);

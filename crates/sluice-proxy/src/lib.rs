@@ -13,7 +13,9 @@ mod clock;
 mod conn_state;
 mod dns;
 mod error;
+mod h1_chunked;
 mod h1_conn;
+mod h1_wire;
 mod head;
 mod headers;
 mod health;
@@ -34,7 +36,7 @@ mod upstream;
 pub use background::{start as start_background, start_backends, start_maintenance, stop_backends};
 pub use cause::{Cause, Party};
 pub use error::{ProxyError, ERROR_HEADER};
-/// For benches (`H1::from_parts`): the pooled HTTP/1.1 connection type.
+/// For benches (`H1::unmetered`): the pooled HTTP/1.1 connection type.
 #[doc(hidden)]
 pub use h1_conn::H1;
 pub use inspect::pools as pools_json;

@@ -86,6 +86,25 @@ pub struct ListenerLabels {
     pub listener: Name,
 }
 
+/// Decrements a gauge when what it counts ends (an upstream connection bound to a
+/// source address).
+pub struct GaugeGuard(Option<Gauge>);
+
+impl GaugeGuard {
+    /// Counts one more on `g` (if any) until the guard is dropped.
+    pub fn new(g: Option<Gauge>) -> Self {
+        Self(g)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        if let Some(g) = &self.0 {
+            g.dec();
+        }
+    }
+}
+
 /// Every metric family of the data path.
 #[derive(Clone)]
 pub struct Metrics {

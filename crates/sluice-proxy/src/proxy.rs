@@ -15,8 +15,9 @@ use crate::metrics::{Metrics, Name, RequestLabels};
 use crate::passive;
 use crate::registry::Registry;
 use crate::req_body::{ReqBody, Upload};
-use crate::resp_body::RespBody;
+use crate::resp_body::{RespBody, UpBody};
 use crate::runtime::Runtime;
+use crate::upstream::h1::{self, Failed};
 use crate::upstream::{self, Conn, Pools, Upstream};
 use arc_swap::ArcSwap;
 use http::header::HeaderValue;
@@ -191,7 +192,7 @@ impl Proxy {
         mut req: Request<ReqBody>,
         hash: Option<u64>,
         upload: Option<&Upload>,
-    ) -> Result<(Response<Incoming>, Upstream, bool), ProxyError> {
+    ) -> Result<(Response<UpBody>, Upstream, bool), ProxyError> {
         let settings = &backend.settings;
         let replayable = matches!(req.body(), ReqBody::Empty)
             && (is_idempotent(req.method()) || settings.retry_non_idempotent);
@@ -237,12 +238,16 @@ impl Proxy {
                 Some(Conn::H1(p)) => {
                     p.note_request();
                     head::to_h1_form(&mut req);
-                    response_head(p.conn.tx.try_send_request(req), timeout, upload).await
+                    response_head(h1::send(&mut p.conn, req), timeout, upload)
+                        .await
+                        .map(|r| r.map(|resp| resp.map(UpBody::H1)))
                 }
                 Some(Conn::H2(s)) => {
                     let mut tx = s.sender();
                     head::to_h2_form(&mut req, settings.tls);
-                    response_head(tx.try_send_request(req), timeout, upload).await
+                    response_head(tx.try_send_request(req), timeout, upload)
+                        .await
+                        .map(|r| r.map(|resp| resp.map(UpBody::H2)).map_err(h2_failed))
                 }
                 None => return Err(ProxyError::upstream_gone()),
             };
@@ -260,14 +265,18 @@ impl Proxy {
                     self.passive(backend, &server, &e);
                     return Err(e);
                 }
-                Some(Err(mut e)) => {
+                Some(Err(failed)) => {
                     // hyper's HTTP/2 client reports a failed request body as a reset
-                    // stream: the upload says whose fault it was.
-                    let unsent = e.take_message();
-                    let stream_only = error::is_stream_reset(e.error());
+                    // stream, and a write can fail because the client's body did: the
+                    // upload says whose fault it was.
+                    let Failed {
+                        error: err,
+                        unsent,
+                        stream_only,
+                    } = failed;
                     let err = match upload.and_then(Upload::failure) {
                         Some(f) => ProxyError::new(f.cause(), f.to_string()),
-                        None => ProxyError::exchange(e.into_error()),
+                        None => err,
                     };
                     if err.cause.party() == Party::Client {
                         // The client's body failed or it left: nothing to retry, and
@@ -282,7 +291,9 @@ impl Proxy {
                     drop(up);
                     // A stale pooled connection: the origin never saw the request.
                     if reused && !stale_retry_used && !stream_only {
-                        let again = unsent.or(replay.filter(|_| err.retry != Retry::Never));
+                        let again = unsent
+                            .map(|r| *r)
+                            .or(replay.filter(|_| err.retry != Retry::Never));
                         if let Some(again) = again {
                             tracing::debug!(backend = %backend.name.as_str(), error = %err.detail, "pooled connection was closed; retrying on a fresh one");
                             backend.metrics.retries.inc();
@@ -296,7 +307,9 @@ impl Proxy {
                         return Err(err);
                     }
                     // Refused, or never sent on a new connection: another server may do.
-                    let again = unsent.or(replay.filter(|_| err.retry == Retry::NotSent));
+                    let again = unsent
+                        .map(|r| *r)
+                        .or(replay.filter(|_| err.retry == Retry::NotSent));
                     if let Some(again) = again {
                         if attempts_left > 0 && self.budgeted_retry(backend, &err) {
                             attempts_left -= 1;
@@ -407,6 +420,16 @@ async fn response_head<F: std::future::Future>(
                 sleep.as_mut().reset(due);
             }
         }
+    }
+}
+
+/// hyper's HTTP/2 client failure as the exchange's: the request back if it was not
+/// sent, and whether only this stream was reset.
+fn h2_failed(mut e: hyper::client::conn::TrySendError<Request<ReqBody>>) -> Failed {
+    Failed {
+        unsent: e.take_message().map(Box::new),
+        stream_only: error::is_stream_reset(e.error()),
+        error: ProxyError::exchange(e.into_error()),
     }
 }
 

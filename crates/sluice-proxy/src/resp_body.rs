@@ -7,6 +7,7 @@
 use crate::access::Completion;
 use crate::cause::Cause;
 use crate::error::{error_chain, ProxyError, ERROR_HEADER};
+use crate::h1_conn::BodyState;
 use crate::idle::IdleTimer;
 use crate::passive;
 use crate::req_body::Upload;
@@ -19,6 +20,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// The origin's body: read from the pooled HTTP/1.1 connection by its framing, or
+/// hyper's HTTP/2 stream.
+pub enum UpBody {
+    H1(BodyState),
+    H2(Incoming),
+}
 
 /// Why a response body ended early; hyper then aborts the client connection.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +47,7 @@ enum Kind {
     Full(Option<Bytes>),
     /// The origin's body; `conn` goes back to the pool once the body has ended.
     Upstream {
-        inner: Incoming,
+        inner: UpBody,
         conn: Option<Upstream>,
         idle: IdleTimer,
         /// The client's upload, if the request had a body: a failure of it, not the
@@ -68,7 +76,7 @@ impl RespBody {
     /// Streams the origin's `inner`; returns `conn` to its pool when `inner` ends
     /// cleanly. `idle`: the longest wait for the origin's next bytes.
     pub fn upstream(
-        inner: Incoming,
+        inner: UpBody,
         conn: Upstream,
         idle: Duration,
         upload: Option<Arc<Upload>>,
@@ -169,26 +177,44 @@ impl Body for RespBody {
                 Some(b) => Step::Frame(Frame::data(b)),
                 None => Step::End,
             },
-            Kind::Upstream { inner, idle, .. } => match Pin::new(inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    idle.progress();
-                    Step::Frame(frame)
-                }
-                Poll::Ready(None) => Step::End,
-                Poll::Ready(Some(Err(e))) => {
-                    Step::Failed(Cause::UpstreamBodyError, error_chain(&e))
-                }
-                Poll::Pending => match idle.poll_expired(cx) {
-                    Poll::Ready(()) => Step::Failed(
-                        Cause::ResponseBodyTimeout,
-                        format!(
-                            "no response body data from the origin for {:?}",
-                            idle.limit()
+            Kind::Upstream {
+                inner, idle, conn, ..
+            } => {
+                let polled = match inner {
+                    UpBody::H2(body) => match Pin::new(body).poll_frame(cx) {
+                        Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(error_chain(&e)))),
+                        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                        Poll::Ready(None) => Poll::Ready(None),
+                        Poll::Pending => Poll::Pending,
+                    },
+                    UpBody::H1(state) => match conn.as_mut().and_then(Upstream::h1_mut) {
+                        Some(h1) => h1
+                            .poll_body(cx, state)
+                            .map(|o| o.map(|r| r.map(Frame::data))),
+                        None => Poll::Ready(Some(Err("the upstream connection is gone".into()))),
+                    },
+                };
+                match polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        idle.progress();
+                        Step::Frame(frame)
+                    }
+                    Poll::Ready(None) => Step::End,
+                    Poll::Ready(Some(Err(detail))) => {
+                        Step::Failed(Cause::UpstreamBodyError, detail)
+                    }
+                    Poll::Pending => match idle.poll_expired(cx) {
+                        Poll::Ready(()) => Step::Failed(
+                            Cause::ResponseBodyTimeout,
+                            format!(
+                                "no response body data from the origin for {:?}",
+                                idle.limit()
+                            ),
                         ),
-                    ),
-                    Poll::Pending => Step::Pending,
-                },
-            },
+                        Poll::Pending => Step::Pending,
+                    },
+                }
+            }
         };
         match step {
             Step::Frame(frame) => {
@@ -209,7 +235,10 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+            Kind::Upstream { inner, .. } => match inner {
+                UpBody::H1(state) => state.is_end(),
+                UpBody::H2(body) => body.is_end_stream(),
+            },
         }
     }
 
@@ -217,7 +246,10 @@ impl Body for RespBody {
         match &self.kind {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Upstream { inner, .. } => inner.size_hint(),
+            Kind::Upstream { inner, .. } => match inner {
+                UpBody::H1(state) => state.size_hint(),
+                UpBody::H2(body) => body.size_hint(),
+            },
         }
     }
 }

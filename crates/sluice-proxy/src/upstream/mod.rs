@@ -1,7 +1,8 @@
 //! Getting an upstream connection for one request: an idle HTTP/1.1 connection from
 //! the pool, a stream on a shared HTTP/2 connection, or a new connection (connect,
-//! TLS, hyper handshake).
+//! TLS, and for HTTP/2 hyper's handshake).
 
+pub mod h1;
 mod h2;
 mod open;
 
@@ -17,12 +18,8 @@ use crate::passive;
 use futures_util::FutureExt;
 use sluice_config::Protocol;
 use sluice_pool::{Pool, Pooled};
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// How long a just-returned connection may take to become ready for its next request.
-const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Rounds of "wait for the connection being opened, then take a stream on it" before a
 /// request opens one of its own (only when a burst outnumbers the streams it brings).
@@ -57,6 +54,14 @@ impl Upstream {
         self.conn.as_mut()
     }
 
+    /// The HTTP/1.1 connection, when the exchange is on one.
+    pub fn h1_mut(&mut self) -> Option<&mut H1> {
+        match &mut self.conn {
+            Some(Conn::H1(p)) => Some(&mut p.conn),
+            _ => None,
+        }
+    }
+
     pub fn pools(&self) -> &Pools {
         &self.pools
     }
@@ -75,7 +80,7 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        if let Some(Conn::H1(pooled)) = &self.conn {
+        if let Some(Conn::H1(pooled)) = &mut self.conn {
             pooled.conn.abandon();
         }
     }
@@ -128,16 +133,9 @@ pub async fn acquire(
     }
     if !fresh {
         while let Some(mut pooled) = server.idle.checkout() {
-            // One returned right after its previous response ended may not be ready
-            // yet: its I/O task is about to mark it ready (or closed). Wait for that,
-            // briefly: one that takes longer is broken, and a new connection beats a stall.
-            let ready = pooled.conn.tx.is_ready()
-                || matches!(
-                    tokio::time::timeout(READY_WAIT, poll_fn(|cx| pooled.conn.tx.poll_ready(cx)))
-                        .await,
-                    Ok(Ok(()))
-                );
-            if ready {
+            // Nothing watches an idle connection: one the origin closed meanwhile is
+            // found here, without waiting, and closed.
+            if pooled.conn.still_open() {
                 pooled.set_idle_tally(&backend.metrics.idle_tally);
                 return Ok((Conn::H1(pooled), true));
             }
@@ -274,9 +272,7 @@ async fn open_registered(
     if backend.settings.protocol != Protocol::Http1 {
         server.proto.store(PROTO_H1, Ordering::Relaxed);
     }
-    open::handshake_h1(backend, server, stream, guard)
-        .await
-        .map(Some)
+    Ok(Some(open::new_h1(backend, server, stream, guard)))
 }
 
 /// Opens a connection for the warm pool: an idle HTTP/1.1 connection, or (for
