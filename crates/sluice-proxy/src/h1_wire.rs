@@ -2,6 +2,7 @@
 //! from the rewritten `http` parts, and a response head parsed with `httparse`, with
 //! the framing its body has (RFC 9112 §6.3) and whether the connection stays open.
 
+use crate::headers;
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
@@ -106,6 +107,10 @@ pub fn parse_response_head(
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut slots);
     let len = match resp.parse(buf) {
+        // One read can bring a whole head that is over the limit.
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+            return Err(format!("response head larger than {} KiB", MAX_HEAD / 1024))
+        }
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             if buf.len() >= MAX_HEAD {
@@ -129,17 +134,42 @@ pub fn parse_response_head(
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| format!("invalid response header name {:?}", h.name))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| format!("invalid value of response header {:?}", h.name))?;
+    let raw: &[httparse::Header<'_>] = resp.headers;
+    let mut keep_alive = connection_persists(raw, version);
+    let framing = framing(status, raw, head_request, &mut keep_alive)?;
+    // The map is built once, without the headers that stop at this hop, and its values
+    // share the head's buffer instead of each being copied into an allocation.
+    let listed = connection_tokens(raw)
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .collect::<Vec<_>>();
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+    let mut kept = 0;
+    for h in raw {
+        let framing_header = framing == RespFraming::Chunked
+            && h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str());
+        if framing_header || headers::stops_here(h.name, &listed) {
+            continue;
+        }
+        let name_at = h.name.as_ptr() as usize - base;
+        let value_at = h.value.as_ptr() as usize - base;
+        spans[kept] = (name_at, h.name.len(), value_at, h.value.len());
+        kept += 1;
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(kept);
+    for &(name_at, name_len, value_at, value_len) in &spans[..kept] {
+        let raw_name = &head[name_at..name_at + name_len];
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+            format!(
+                "invalid response header name {:?}",
+                String::from_utf8_lossy(raw_name)
+            )
+        })?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| format!("invalid value of response header {name}"))?;
         headers.append(name, value);
     }
-    let _ = buf.split_to(len);
-    let mut keep_alive = connection_persists(&headers, version);
-    let framing = framing(status, &mut headers, head_request, &mut keep_alive)?;
     Ok(Some(RespHead {
         status,
         version,
@@ -149,17 +179,28 @@ pub fn parse_response_head(
     }))
 }
 
+/// The comma-separated tokens of the `Connection` headers.
+fn connection_tokens<'a>(raw: &'a [httparse::Header<'a>]) -> impl Iterator<Item = &'a str> + 'a {
+    values(raw, header::CONNECTION.as_str())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The values of header `name` (given in lower case), as text (others are skipped).
+fn values<'a>(
+    raw: &'a [httparse::Header<'a>],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    raw.iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+}
+
 /// RFC 9112 §9.3: HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with
 /// `Connection: keep-alive`.
-fn connection_persists(headers: &HeaderMap, version: Version) -> bool {
-    let has = |token: &str| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
+fn connection_persists(raw: &[httparse::Header<'_>], version: Version) -> bool {
+    let has = |token: &str| connection_tokens(raw).any(|t| t.eq_ignore_ascii_case(token));
     if version == Version::HTTP_10 {
         has("keep-alive")
     } else {
@@ -168,11 +209,11 @@ fn connection_persists(headers: &HeaderMap, version: Version) -> bool {
 }
 
 /// RFC 9112 §6.3, in its order. A `Content-Length` beside `Transfer-Encoding` is
-/// dropped (it must not reach the client) and the connection is closed afterwards, as
-/// the RFC asks of a message framed both ways.
+/// not forwarded (the caller drops it) and the connection is closed afterwards, as the
+/// RFC asks of a message framed both ways.
 fn framing(
     status: StatusCode,
-    headers: &mut HeaderMap,
+    raw: &[httparse::Header<'_>],
     head_request: bool,
     keep_alive: &mut bool,
 ) -> Result<RespFraming, String> {
@@ -183,30 +224,38 @@ fn framing(
     {
         return Ok(RespFraming::Empty);
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        if headers.remove(header::CONTENT_LENGTH).is_some() {
+    let mut codings = values(raw, header::TRANSFER_ENCODING.as_str())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .peekable();
+    if codings.peek().is_some() {
+        if values(raw, header::CONTENT_LENGTH.as_str())
+            .next()
+            .is_some()
+        {
             *keep_alive = false;
         }
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
-        if last.is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        if codings
+            .last()
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+        {
             return Ok(RespFraming::Chunked);
         }
         *keep_alive = false;
         return Ok(RespFraming::ToEof);
     }
     let mut length = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.to_str().unwrap_or("x").split(',') {
+    for v in raw
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        let text = std::str::from_utf8(v.value).unwrap_or("x");
+        for part in text.split(',') {
             let n: u64 = part
                 .trim()
                 .parse()
-                .map_err(|_| format!("invalid Content-Length {v:?}"))?;
+                .map_err(|_| format!("invalid Content-Length {text:?}"))?;
             if length.is_some_and(|l| l != n) {
                 return Err("conflicting Content-Length values".to_string());
             }
@@ -302,6 +351,20 @@ mod tests {
         );
         let head = parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
         assert_eq!(head.unwrap().unwrap().framing, RespFraming::Empty);
+    }
+
+    #[test]
+    fn headers_that_stop_at_this_hop_never_enter_the_map() {
+        let raw = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop, Content-Length\r\n\
+                   Keep-Alive: timeout=5\r\nX-Hop: 1\r\nUpgrade: h2c\r\nX-End: 2\r\n\
+                   Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n";
+        let h = parse(raw, false).unwrap().unwrap();
+        let names: Vec<_> = h.headers.keys().map(|n| n.as_str()).collect();
+        // Content-Length is protected from `Connection`, but framed both ways it goes.
+        assert_eq!(names, ["x-end"]);
+        let raw = "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\n";
+        let h = parse(raw, false).unwrap().unwrap();
+        assert_eq!(h.headers[header::CONTENT_LENGTH], "2");
     }
 
     #[test]

@@ -37,6 +37,15 @@ fn is_hop_by_hop(n: &HeaderName) -> bool {
     *n == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(n)
 }
 
+/// Whether a header of a raw head (as `httparse` gives it) stops at this hop: a
+/// hop-by-hop one, or one the head's `Connection` lists (`listed`), unless protected.
+/// For heads sluice parses itself, so it never builds a map entry it would remove.
+pub fn stops_here(name: &str, listed: &[&str]) -> bool {
+    let is = |n: &HeaderName| n.as_str().eq_ignore_ascii_case(name);
+    (is(&header::TRANSFER_ENCODING) || HOP_BY_HOP.iter().any(is))
+        || (listed.iter().any(|l| l.eq_ignore_ascii_case(name)) && !PROTECTED.iter().any(is))
+}
+
 /// Removes hop-by-hop headers. `Transfer-Encoding` goes too: hyper re-frames bodies.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the few headers a request has, comparing names (an enum compare
@@ -45,23 +54,28 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if !h.keys().any(is_hop_by_hop) {
         return;
     }
+    // Only the names present are removed (usually just `Connection`), and its
+    // `close`/`keep-alive` options are not header names to look up.
+    let mut gone: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     if h.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .filter(|n| !PROTECTED.contains(n))
-            .collect();
-        for n in named {
-            h.remove(n);
-        }
+        gone.extend(
+            h.get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|t| {
+                    !t.is_empty()
+                        && !t.eq_ignore_ascii_case("close")
+                        && !t.eq_ignore_ascii_case("keep-alive")
+                })
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                .filter(|n| !PROTECTED.contains(n)),
+        );
     }
-    for n in &HOP_BY_HOP {
+    for n in gone {
         h.remove(n);
     }
-    h.remove(header::TRANSFER_ENCODING);
 }
 
 /// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto: http`.

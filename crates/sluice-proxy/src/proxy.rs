@@ -164,7 +164,10 @@ impl Proxy {
                     l.upstream = Some(up.slot.member().label.clone());
                 }
                 let (mut rparts, rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers);
+                // An HTTP/1.1 head sluice parsed itself has none left.
+                if matches!(rbody, UpBody::H2(_)) {
+                    headers::strip_hop_by_hop(&mut rparts.headers);
+                }
                 rparts.headers.insert(X_REQUEST_ID.clone(), request_id);
                 done.labels.status = rparts.status.as_u16();
                 let idle = backend.settings.response_body_idle;
@@ -229,10 +232,10 @@ impl Proxy {
                 server.reused.fetch_add(1, Ordering::Relaxed);
             }
             let mut up = Upstream::new(conn, self.pools().clone(), slot);
-            // A copy to replay: needed after a stale pooled connection or a refused
-            // h2 stream, never for a fresh HTTP/1.1 connection (saves the header copy).
+            // A copy to replay after a refused h2 stream (or a stale connection): an
+            // HTTP/1.1 exchange hands its request back when it fails, so it needs none.
             let h2 = matches!(up.conn_mut(), Some(Conn::H2(_)));
-            let replay = (replayable && (reused || h2)).then(|| clone_head(&req));
+            let replay = (replayable && h2).then(|| clone_head(&req));
             let timeout = settings.response_timeout;
             let sent = match up.conn_mut() {
                 Some(Conn::H1(p)) => {
@@ -272,8 +275,10 @@ impl Proxy {
                     let Failed {
                         error: err,
                         unsent,
+                        replay: handed_back,
                         stream_only,
                     } = failed;
+                    let replay = replay.or(handed_back.filter(|_| replayable).map(|r| *r));
                     let err = match upload.and_then(Upload::failure) {
                         Some(f) => ProxyError::new(f.cause(), f.to_string()),
                         None => err,
@@ -428,6 +433,7 @@ async fn response_head<F: std::future::Future>(
 fn h2_failed(mut e: hyper::client::conn::TrySendError<Request<ReqBody>>) -> Failed {
     Failed {
         unsent: e.take_message().map(Box::new),
+        replay: None,
         stream_only: error::is_stream_reset(e.error()),
         error: ProxyError::exchange(e.into_error()),
     }

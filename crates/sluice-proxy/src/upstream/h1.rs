@@ -3,7 +3,7 @@
 //! the body streamed with backpressure, and the response head read meanwhile, so an
 //! origin that answers before taking the whole upload is heard.
 
-use crate::cause::Cause;
+use crate::cause::{Cause, Party};
 use crate::error::{ClientBodyError, ProxyError, Retry};
 use crate::h1_conn::{BodyState, H1};
 use crate::h1_wire::{self, ReqFraming};
@@ -23,6 +23,9 @@ pub struct Failed {
     pub error: ProxyError,
     /// Boxed: a failure is rare, and the request would make every result large.
     pub unsent: Option<Box<Request<ReqBody>>>,
+    /// A bodiless request that was (at least partly) sent, handed back for a replay
+    /// the caller may decide on: no copy of the head is made in advance.
+    pub replay: Option<Box<Request<ReqBody>>>,
     /// Only this one HTTP/2 stream was reset: the connection goes on.
     pub stream_only: bool,
 }
@@ -57,13 +60,30 @@ pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<BodySta
         _ => Upload::Body,
     };
     let mut sent_any = false;
+    // An origin may answer and close before taking the whole upload (a 413, a 401):
+    // the write then fails, but its answer may already be here, and it is what the
+    // client should get. So a failed write ends the upload, and the error is returned
+    // only when no response head can be read.
+    let mut write_failed: Option<ProxyError> = None;
     let result = poll_fn(|cx| {
-        if let Poll::Ready(Err(e)) =
-            poll_upload(h1, cx, &mut body, &mut upload, framing, &mut sent_any)
-        {
-            return Poll::Ready(Err(e));
+        if write_failed.is_none() {
+            match poll_upload(h1, cx, &mut body, &mut upload, framing, &mut sent_any) {
+                Poll::Ready(Err(e)) if e.cause.party() == Party::Client => {
+                    return Poll::Ready(Err(e))
+                }
+                Poll::Ready(Err(e)) => write_failed = Some(e),
+                _ => {}
+            }
         }
-        poll_head(h1, cx, head_request, matches!(upload, Upload::Done))
+        let upload_done = write_failed.is_none() && matches!(upload, Upload::Done);
+        match poll_head(h1, cx, head_request, upload_done) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(write_failed.take().unwrap_or(e))),
+            Poll::Pending => match write_failed.take() {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+            ready => ready,
+        }
     })
     .await;
     match result {
@@ -76,11 +96,13 @@ pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<BodySta
         }
         Err(error) => {
             h1.retire();
-            let unsent = (!sent_any && framing == ReqFraming::None)
-                .then(|| Box::new(Request::from_parts(parts, body)));
+            let mut back =
+                (framing == ReqFraming::None).then(|| Box::new(Request::from_parts(parts, body)));
+            let replay = if sent_any { back.take() } else { None };
             Err(Failed {
                 error,
-                unsent,
+                unsent: back,
+                replay,
                 stream_only: false,
             })
         }
