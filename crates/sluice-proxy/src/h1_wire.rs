@@ -104,9 +104,14 @@ pub fn parse_response_head(
     buf: &mut BytesMut,
     head_request: bool,
 ) -> Result<Option<RespHead>, String> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    // Uninitialised slots, and header spans in a Vec of the right size: zeroing two
+    // 3.2 KB arrays cost 3.2k instructions per response.
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
         // One read can bring a whole head that is over the limit.
         Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
             return Err(format!("response head larger than {} KiB", MAX_HEAD / 1024))
@@ -143,8 +148,7 @@ pub fn parse_response_head(
         .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
         .collect::<Vec<_>>();
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let mut kept = 0;
+    let mut spans = Vec::with_capacity(raw.len());
     for h in raw {
         let framing_header = framing == RespFraming::Chunked
             && h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str());
@@ -153,12 +157,11 @@ pub fn parse_response_head(
         }
         let name_at = h.name.as_ptr() as usize - base;
         let value_at = h.value.as_ptr() as usize - base;
-        spans[kept] = (name_at, h.name.len(), value_at, h.value.len());
-        kept += 1;
+        spans.push((name_at, h.name.len(), value_at, h.value.len()));
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(kept);
-    for &(name_at, name_len, value_at, value_len) in &spans[..kept] {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name_at, name_len, value_at, value_len) in spans {
         let raw_name = &head[name_at..name_at + name_len];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| {
             format!(

@@ -62,8 +62,8 @@ pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<BodySta
     let mut sent_any = false;
     // An origin may answer and close before taking the whole upload (a 413, a 401):
     // the write then fails, but its answer may already be here, and it is what the
-    // client should get. So a failed write ends the upload, and the error is returned
-    // only when no response head can be read.
+    // client should get. So a failed write ends the upload, and its error is returned
+    // only when reading fails too.
     let mut write_failed: Option<ProxyError> = None;
     let result = poll_fn(|cx| {
         if write_failed.is_none() {
@@ -77,12 +77,11 @@ pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<BodySta
         }
         let upload_done = write_failed.is_none() && matches!(upload, Upload::Done);
         match poll_head(h1, cx, head_request, upload_done) {
+            // After a failed write the read side is still waited for: the socket's
+            // readiness may not show yet what arrived before the origin's reset, and
+            // a reset socket answers promptly (the response timeout bounds it anyway).
             Poll::Ready(Err(e)) => Poll::Ready(Err(write_failed.take().unwrap_or(e))),
-            Poll::Pending => match write_failed.take() {
-                Some(e) => Poll::Ready(Err(e)),
-                None => Poll::Pending,
-            },
-            ready => ready,
+            other => other,
         }
     })
     .await;
