@@ -92,12 +92,36 @@ pub fn add_forwarded(h: &mut HeaderMap, client: ClientAddr) {
             value.extend_from_slice(p);
             value.extend_from_slice(b", ");
         }
-        let _ = write!(value, "{}", sa.ip());
+        match sa.ip() {
+            // By hand: `Display` for an address went through the formatting machinery
+            // (~700 instructions per request in callgrind).
+            std::net::IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        value.extend_from_slice(b".");
+                    }
+                    push_decimal(&mut value, octet);
+                }
+            }
+            ip => {
+                let _ = write!(value, "{ip}");
+            }
+        }
         if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
             h.insert(X_FORWARDED_FOR.clone(), v);
         }
     }
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+}
+
+fn push_decimal(out: &mut BytesMut, n: u8) {
+    if n >= 100 {
+        out.extend_from_slice(&[b'0' + n / 100]);
+    }
+    if n >= 10 {
+        out.extend_from_slice(&[b'0' + n / 10 % 10]);
+    }
+    out.extend_from_slice(&[b'0' + n % 10]);
 }
 
 #[cfg(test)]
@@ -158,5 +182,15 @@ mod tests {
         add_forwarded(&mut h, ClientAddr::Tcp("127.0.0.9:5000".parse().unwrap()));
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
+    }
+
+    #[test]
+    fn forwarded_for_writes_every_address_form() {
+        for addr in ["0.10.100.255:1", "[2001:db8::1]:1", "[::ffff:1.2.3.4]:1"] {
+            let sa: std::net::SocketAddr = addr.parse().unwrap();
+            let mut h = HeaderMap::new();
+            add_forwarded(&mut h, ClientAddr::Tcp(sa));
+            assert_eq!(h[&X_FORWARDED_FOR], sa.ip().to_string().as_str());
+        }
     }
 }
