@@ -10,6 +10,7 @@
 #   ORIGIN_KEEPALIVE_REQUESTS (100000)  QUEUE_MAXCONN (16)  SLUICE_MAX_STREAMS (100)
 #   MAX_STEAL_PCT (5) MAX_FOREIGN_PCT (10) MAX_ATTEMPTS (3)
 #   SLUICE_BIN (skip the build, use this binary) SKIP_BUILD=1 (use target/release/sluice as is)
+#   SLUICE_REF_BIN (the binary of the peers sluice-h2-ref / sluice-h1-ref)
 #   SKIP_INSTALL=1 (don't run the harness's install.sh)  BENCH_HARNESS (../shared/bench)
 # Writes $PB_WORK/h2-results/<stamp>/{summary.md,runs.jsonl,extras.jsonl,versions.txt,run.log,raw/}.
 # The harness directory is only read and its lib/ scripts executed; nothing is written there.
@@ -54,13 +55,17 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
 # peer_setup NAME -> KIND (sluice|envoy), LISTEN_PORT, ADMIN_PORT + the template variables
 peer_setup() {
   unset SLUICE_PROTOCOL SLUICE_MAXCONN_PER_SERVER ENVOY_HTTP_CONFIG ENVOY_ALPN
+  PEER_BIN=$SLUICE
   case "$1" in
     sluice-h2)      KIND=sluice; LISTEN_PORT=29011; SLUICE_PROTOCOL=http2; SLUICE_MAXCONN_PER_SERVER=0 ;;
     sluice-h1)      KIND=sluice; LISTEN_PORT=29012; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=0 ;;
     sluice-h1-mc16) KIND=sluice; LISTEN_PORT=29015; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=$QUEUE_MAXCONN ;;
+    # A second binary (SLUICE_REF_BIN), for before/after checks in one invocation.
+    sluice-h2-ref)  KIND=sluice; LISTEN_PORT=29016; SLUICE_PROTOCOL=http2; SLUICE_MAXCONN_PER_SERVER=0; PEER_BIN=$SLUICE_REF ;;
+    sluice-h1-ref)  KIND=sluice; LISTEN_PORT=29017; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=0; PEER_BIN=$SLUICE_REF ;;
     envoy-h2)       KIND=envoy;  LISTEN_PORT=29013; ENVOY_HTTP_CONFIG='http2_protocol_options: {}'; ENVOY_ALPN='"h2"' ;;
     envoy-h1)       KIND=envoy;  LISTEN_PORT=29014; ENVOY_HTTP_CONFIG='http_protocol_options: {}';  ENVOY_ALPN='"http/1.1"' ;;
-    *) echo "unknown peer '$1' (known: sluice-h2 sluice-h1 sluice-h1-mc16 envoy-h2 envoy-h1)" >&2; return 2 ;;
+    *) echo "unknown peer '$1' (known: sluice-h2 sluice-h1 sluice-h1-mc16 sluice-h2-ref sluice-h1-ref envoy-h2 envoy-h1)" >&2; return 2 ;;
   esac
   ADMIN_PORT=$((LISTEN_PORT + 100))
   export LISTEN_PORT ADMIN_PORT SLUICE_PROTOCOL SLUICE_MAXCONN_PER_SERVER SLUICE_MAX_STREAMS ENVOY_HTTP_CONFIG ENVOY_ALPN
@@ -149,6 +154,12 @@ fi
 # Private copy: a concurrent 'cargo build' must not swap the binary between reps.
 SLUICE=$RUNROOT/sluice.bin
 cp "$src_bin" "$SLUICE.tmp" && mv -f "$SLUICE.tmp" "$SLUICE"
+SLUICE_REF=$RUNROOT/sluice-ref.bin
+if [ -n "${SLUICE_REF_BIN:-}" ]; then
+  cp "$SLUICE_REF_BIN" "$SLUICE_REF.tmp" && mv -f "$SLUICE_REF.tmp" "$SLUICE_REF"
+elif [[ " $PEERS " == *-ref\ * ]]; then
+  echo "the -ref peers need SLUICE_REF_BIN" >&2; exit 1
+fi
 
 # ---------------------------------------------------------------- 2. results dir + versions
 RES=$PB_WORK/h2-results/$(date +%Y%m%d-%H%M%S)
@@ -192,8 +203,8 @@ start_peer() { # name -> PEER_PID, or return 1
   PEER_NAME=$name
   if [ "$KIND" = sluice ]; then
     RUN_DIR=$dir "$PB_ROOT/lib/render.py" "$here/sluice.yaml.tmpl" "$dir/sluice.yaml"
-    "$SLUICE" check --config "$dir/sluice.yaml" >"$dir/check.log" 2>&1 || { cat "$dir/check.log"; return 1; }
-    start_proc "$name" "$PROXY_CPUS" "$SLUICE" run --config "$dir/sluice.yaml"
+    "$PEER_BIN" check --config "$dir/sluice.yaml" >"$dir/check.log" 2>&1 || { cat "$dir/check.log"; return 1; }
+    start_proc "$name" "$PROXY_CPUS" "$PEER_BIN" run --config "$dir/sluice.yaml"
   else
     RUN_DIR=$dir "$PB_ROOT/lib/render.py" "$here/envoy.yaml.tmpl" "$dir/envoy.yaml"
     start_proc "$name" "$PROXY_CPUS" "$ENVOY_BIN" -c "$dir/envoy.yaml" --concurrency "$WORKERS" \

@@ -9,6 +9,14 @@ use tokio::time::Instant;
 pub trait Connection: Send + 'static {
     /// True once the peer or the transport has closed it; it must not be handed out.
     fn is_closed(&self) -> bool;
+
+    /// Checks, without waiting, that an idle connection is still usable. For a
+    /// connection nothing watches while it is idle, so one its peer closed is found
+    /// (and closed) by the reaper instead of waiting for its idle timeout. It runs
+    /// under the idle list's lock, so it must not block.
+    fn probe(&mut self) -> bool {
+        !self.is_closed()
+    }
 }
 
 /// Counts connections while they sit idle. The pool calls it; the caller decides what
@@ -163,7 +171,7 @@ impl<C: Connection> IdleList<C> {
             let mut gone = Vec::new();
             let mut i = 0;
             while i < list.len() {
-                if list[i].usable(now) {
+                if list[i].usable(now) && list[i].pooled.conn.probe() {
                     i += 1;
                 } else {
                     gone.push(list.remove(i).leave());
@@ -328,6 +336,32 @@ mod tests {
         fn is_closed(&self) -> bool {
             self.0.load(Ordering::Relaxed)
         }
+    }
+
+    /// Looks open, but its probe finds it closed (a peer that left while it idled).
+    struct Left;
+    impl Connection for Left {
+        fn is_closed(&self) -> bool {
+            false
+        }
+        fn probe(&mut self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn the_reaper_closes_idle_connections_whose_probe_fails() {
+        let pool: Pool<Left> = Pool::new();
+        let k = PoolKey::new("a".into());
+        pool.checkin(Pooled::new(
+            Left,
+            k.clone(),
+            policy(),
+            Arc::new(Count::default()),
+        ));
+        assert_eq!(pool.idle_len(&k), 1);
+        assert_eq!(pool.evict(), 1);
+        assert_eq!(pool.idle_len(&k), 0);
     }
 
     fn policy() -> Policy {

@@ -92,6 +92,7 @@ impl Chunked {
 /// A line up to its CRLF (which is consumed too), or `None` if it is not all there.
 fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, String> {
     match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end > MAX_LINE => Err("chunk size line too long".into()),
         Some(end) => {
             let mut line = buf.split_to(end + 1);
             line.truncate(end);
@@ -184,6 +185,12 @@ mod tests {
             assert!(decode_in_steps(wire, wire.len()).is_err(), "{wire:?}");
         }
         assert!(decode_in_steps(&[b'1'; MAX_LINE + 1], MAX_LINE + 1).is_err());
+        let mut long = vec![b'0'; MAX_LINE + 1];
+        long.extend_from_slice(b"1\r\n");
+        assert!(
+            decode_in_steps(&long, long.len()).is_err(),
+            "with its LF in one read"
+        );
         let (_, done) = decode_in_steps(b"5\r\nhel", 7).unwrap();
         assert!(!done, "an unfinished body is not done");
     }

@@ -214,6 +214,10 @@ impl Connection for H1 {
     fn is_closed(&self) -> bool {
         !self.reusable
     }
+
+    fn probe(&mut self) -> bool {
+        self.still_open()
+    }
 }
 
 impl Drop for H1 {

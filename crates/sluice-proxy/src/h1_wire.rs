@@ -141,7 +141,8 @@ pub fn parse_response_head(
     };
     let raw: &[httparse::Header<'_>] = resp.headers;
     let mut keep_alive = connection_persists(raw, version);
-    let framing = framing(status, raw, head_request, &mut keep_alive)?;
+    let framing = framing(status, version, raw, head_request, &mut keep_alive)?;
+    let te = has_transfer_encoding(raw);
     // The map is built once, without the headers that stop at this hop, and its values
     // share the head's buffer instead of each being copied into an allocation.
     let listed = connection_tokens(raw)
@@ -150,8 +151,7 @@ pub fn parse_response_head(
     let base = buf.as_ptr() as usize;
     let mut spans = Vec::with_capacity(raw.len());
     for h in raw {
-        let framing_header = framing == RespFraming::Chunked
-            && h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str());
+        let framing_header = te && h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str());
         if framing_header || headers::stops_here(h.name, &listed) {
             continue;
         }
@@ -211,11 +211,21 @@ fn connection_persists(raw: &[httparse::Header<'_>], version: Version) -> bool {
     }
 }
 
+/// Whether the head has a `Transfer-Encoding` header, readable or not.
+fn has_transfer_encoding(raw: &[httparse::Header<'_>]) -> bool {
+    raw.iter().any(|h| {
+        h.name
+            .eq_ignore_ascii_case(header::TRANSFER_ENCODING.as_str())
+    })
+}
+
 /// RFC 9112 §6.3, in its order. A `Content-Length` beside `Transfer-Encoding` is
 /// not forwarded (the caller drops it) and the connection is closed afterwards, as the
-/// RFC asks of a message framed both ways.
+/// RFC asks of a message framed both ways; so is an HTTP/1.0 response that claims a
+/// transfer coding (§6.1: its framing is faulty).
 fn framing(
     status: StatusCode,
+    version: Version,
     raw: &[httparse::Header<'_>],
     head_request: bool,
     keep_alive: &mut bool,
@@ -227,22 +237,26 @@ fn framing(
     {
         return Ok(RespFraming::Empty);
     }
-    let mut codings = values(raw, header::TRANSFER_ENCODING.as_str())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .peekable();
-    if codings.peek().is_some() {
+    if has_transfer_encoding(raw) {
+        let mut last = None;
+        for h in raw.iter().filter(|h| {
+            h.name
+                .eq_ignore_ascii_case(header::TRANSFER_ENCODING.as_str())
+        }) {
+            let text = std::str::from_utf8(h.value)
+                .map_err(|_| "invalid Transfer-Encoding value".to_string())?;
+            if let Some(t) = text.split(',').map(str::trim).rfind(|t| !t.is_empty()) {
+                last = Some(t);
+            }
+        }
         if values(raw, header::CONTENT_LENGTH.as_str())
             .next()
             .is_some()
+            || version == Version::HTTP_10
         {
             *keep_alive = false;
         }
-        if codings
-            .last()
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-        {
+        if last.is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
             return Ok(RespFraming::Chunked);
         }
         *keep_alive = false;
@@ -255,10 +269,14 @@ fn framing(
     {
         let text = std::str::from_utf8(v.value).unwrap_or("x");
         for part in text.split(',') {
-            let n: u64 = part
-                .trim()
-                .parse()
-                .map_err(|_| format!("invalid Content-Length {text:?}"))?;
+            let digits = part.trim();
+            // `parse` would take a sign ("+5"): the RFC allows digits only.
+            let n: u64 = digits
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| digits.parse().ok())
+                .flatten()
+                .ok_or_else(|| format!("invalid Content-Length {text:?}"))?;
             if length.is_some_and(|l| l != n) {
                 return Err("conflicting Content-Length values".to_string());
             }
@@ -340,6 +358,16 @@ mod tests {
         assert!(h.headers.get(header::CONTENT_LENGTH).is_none());
         let gzip_only = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
         assert_eq!(framing_of(gzip_only), (RespFraming::ToEof, false));
+        let gzip_len = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\n";
+        let h = parse(gzip_len, false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (RespFraming::ToEof, false));
+        assert!(
+            h.headers.get(header::CONTENT_LENGTH).is_none(),
+            "not framed by it"
+        );
+        let old_chunked =
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(framing_of(old_chunked), (RespFraming::Chunked, false));
         assert_eq!(
             framing_of("HTTP/1.1 200 OK\r\n\r\n"),
             (RespFraming::ToEof, false)
@@ -387,8 +415,15 @@ mod tests {
             false,
         );
         assert_eq!(e.unwrap_err(), "conflicting Content-Length values");
-        let e = parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false);
-        assert!(e.unwrap_err().starts_with("invalid Content-Length"));
+        for bad in ["-1", "+5", "0x10", ""] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            let e = parse(&raw, false).unwrap_err();
+            assert!(e.starts_with("invalid Content-Length"), "{bad:?}: {e}");
+        }
+        let mut te =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \xffchunked\r\n\r\n"[..]);
+        let e = parse_response_head(&mut te, false).unwrap_err();
+        assert_eq!(e, "invalid Transfer-Encoding value");
         assert!(parse("SSH-2.0-OpenSSH\r\n\r\n", false)
             .unwrap_err()
             .starts_with("invalid response head"));

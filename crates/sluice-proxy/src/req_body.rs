@@ -72,6 +72,16 @@ impl ReqBody {
     }
 }
 
+impl ReqBody {
+    /// The upload will not be read again (the origin stopped taking it): from now on
+    /// the exchange waits on the origin alone, so the response timeout runs.
+    pub fn stop(&self) {
+        if let Self::Stream { upload, .. } = self {
+            upload.waiting_on_client.store(false, Relaxed);
+        }
+    }
+}
+
 impl Body for ReqBody {
     type Data = Bytes;
     type Error = ClientBodyError;

@@ -11,6 +11,7 @@ use crate::h1_conn::BodyState;
 use crate::idle::IdleTimer;
 use crate::passive;
 use crate::req_body::Upload;
+use crate::upstream::h1::H1Body;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
@@ -24,7 +25,7 @@ use std::time::Duration;
 /// The origin's body: read from the pooled HTTP/1.1 connection by its framing, or
 /// hyper's HTTP/2 stream.
 pub enum UpBody {
-    H1(BodyState),
+    H1(H1Body),
     H2(Incoming),
 }
 
@@ -117,7 +118,14 @@ impl RespBody {
     }
 
     fn finish(&mut self, complete: bool) {
-        if let Kind::Upstream { conn, .. } = &mut self.kind {
+        if let Kind::Upstream { conn, inner, .. } = &mut self.kind {
+            if let (Some(c), UpBody::H1(b)) = (conn.as_mut(), inner) {
+                // hyper may drop a body at its end unpolled (204, 304, a length of 0)
+                // while the upload is still going.
+                if let Some(h1) = c.h1_mut() {
+                    b.end(h1);
+                }
+            }
             if let Some(c) = conn.take() {
                 if complete {
                     c.release();
@@ -187,10 +195,10 @@ impl Body for RespBody {
                         Poll::Ready(None) => Poll::Ready(None),
                         Poll::Pending => Poll::Pending,
                     },
-                    UpBody::H1(state) => match conn.as_mut().and_then(Upstream::h1_mut) {
-                        Some(h1) => h1
-                            .poll_body(cx, state)
-                            .map(|o| o.map(|r| r.map(Frame::data))),
+                    // Polled again after its end (the connection has gone back).
+                    UpBody::H1(b) if b.state == BodyState::Done => Poll::Ready(None),
+                    UpBody::H1(b) => match conn.as_mut().and_then(Upstream::h1_mut) {
+                        Some(h1) => b.poll_frame(h1, cx).map(|o| o.map(|r| r.map(Frame::data))),
                         None => Poll::Ready(Some(Err("the upstream connection is gone".into()))),
                     },
                 };
@@ -236,7 +244,7 @@ impl Body for RespBody {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::Upstream { inner, .. } => match inner {
-                UpBody::H1(state) => state.is_end(),
+                UpBody::H1(b) => b.state.is_end(),
                 UpBody::H2(body) => body.is_end_stream(),
             },
         }
@@ -247,7 +255,7 @@ impl Body for RespBody {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
             Kind::Upstream { inner, .. } => match inner {
-                UpBody::H1(state) => state.size_hint(),
+                UpBody::H1(b) => b.state.size_hint(),
                 UpBody::H2(body) => body.size_hint(),
             },
         }

@@ -56,6 +56,11 @@ impl ScriptedOrigin {
 /// A scripted origin, and a sluice whose only backend is it over plain HTTP, with
 /// `top` before the usual config.
 async fn start(top: &str) -> (ScriptedOrigin, Sluice) {
+    start_with(top, "").await
+}
+
+/// [`start`], with `backend` added to the backend's settings.
+async fn start_with(top: &str, backend: &str) -> (ScriptedOrigin, Sluice) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, accepted) = mpsc::unbounded_channel();
@@ -67,7 +72,7 @@ async fn start(top: &str) -> (ScriptedOrigin, Sluice) {
             }
         }
     });
-    let yaml = format!("{top}\n{}", app_config(&[addr.to_string()], ""));
+    let yaml = format!("{top}\n{}", app_config(&[addr.to_string()], backend));
     let sluice = Sluice::start(SLUICE, &yaml).await;
     (ScriptedOrigin { accepted }, sluice)
 }
@@ -590,4 +595,70 @@ async fn bytes_glued_to_a_response_keep_its_connection_out_of_the_pool() {
 #[tokio::test]
 async fn bytes_sent_on_an_idle_connection_keep_it_from_being_reused() {
     bytes_after_a_response(false).await;
+}
+
+/// Nothing reads an idle pooled connection, but sluice's reaper probes them: one the
+/// origin closes while it idles is closed and leaves the pool within a reaper round
+/// (a quarter of the idle timeout), not at the idle timeout.
+#[tokio::test]
+async fn an_idle_connection_the_origin_closes_leaves_the_pool_before_its_idle_timeout() {
+    let idle_timeout = Duration::from_secs(8);
+    let pool = format!("    pool: {{idle_timeout: {}s}}", idle_timeout.as_secs());
+    let (mut origin, sluice) = start_with("", &pool).await;
+    let (first, up) = tokio::join!(fetch(&sluice, "/one"), async {
+        let mut up = origin.next().await;
+        up.head().await;
+        up.send(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+            .await;
+        up
+    });
+    assert_eq!(first.text(), "one");
+    let idle = r#"sluice_upstream_idle_connections{backend="app"}"#;
+    sluice.wait_for_metric(idle, |v| v == 1.0).await;
+    let closed_at = Instant::now();
+    drop(up);
+    sluice.wait_for_metric(idle, |v| v == 0.0).await;
+    let took = closed_at.elapsed();
+    assert!(took < idle_timeout, "left the pool after {took:?}");
+    next_is_fresh(&sluice, &mut origin).await;
+}
+
+/// An origin that answers at once and streams its response while it reads the upload
+/// (an echo, upload progress) gets the whole upload, after its head reached the client;
+/// the upload finished before the response did, so the connection is reused.
+#[tokio::test]
+async fn an_origin_that_answers_while_it_reads_gets_the_whole_upload() {
+    let (mut origin, sluice) = start("").await;
+    let piece = vec![b'u'; 1000];
+    let pieces = 50;
+    let mut c = client(&sluice).await;
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: {}\r\n\r\n",
+        pieces * piece.len()
+    );
+    write(&mut c, head.as_bytes()).await;
+    write(&mut c, &piece).await;
+    let mut up = origin.next().await;
+    assert!(up.head().await.starts_with("post /echo http/1.1\r\n"));
+    up.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nstart\r\n")
+        .await;
+    // The client has the answer's head while most of its upload is still unsent.
+    read_until(&mut c, "start").await;
+    for _ in 1..pieces {
+        write(&mut c, &piece).await;
+    }
+    let got = up.take(pieces * piece.len()).await;
+    assert!(got.iter().all(|&b| b == b'u'));
+    up.send(b"4\r\ndone\r\n0\r\n\r\n").await;
+    read_until(&mut c, "done").await;
+    let reused = async {
+        let response = fetch(&sluice, "/again").await;
+        assert_eq!(response.text(), "fresh");
+    };
+    let answered = async {
+        assert!(up.head().await.starts_with("get /again http/1.1\r\n"));
+        up.send(FRESH).await;
+    };
+    tokio::join!(reused, answered);
+    origin.assert_no_new_connection();
 }

@@ -35,9 +35,61 @@ enum Upload {
     Done,
 }
 
+/// The response body of an exchange, and the rest of the upload when the head came
+/// before all of it was sent: an origin may stream its answer while it reads (an
+/// echo, a long upload with progress), so the upload goes on beside the response, as
+/// it did with hyper's client. The connection is reused only if the upload ended.
+pub struct H1Body {
+    pub state: BodyState,
+    rest: Option<Box<UploadRest>>,
+}
+
+struct UploadRest {
+    body: ReqBody,
+    upload: Upload,
+    framing: ReqFraming,
+}
+
+impl H1Body {
+    /// The next piece of the response body; moves the rest of the upload on first.
+    pub fn poll_frame(
+        &mut self,
+        h1: &mut H1,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<bytes::Bytes, String>>> {
+        if let Some(r) = &mut self.rest {
+            let mut sent = true;
+            match poll_upload(h1, cx, &mut r.body, &mut r.upload, r.framing, &mut sent) {
+                Poll::Ready(Ok(())) => self.rest = None,
+                // The origin stopped taking it, or the client's body failed: the
+                // answer still goes to the client; the connection does not go back.
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(cause = e.cause.as_str(), detail = %e.detail, "upload after the response head ended early");
+                    h1.retire();
+                    self.rest = None;
+                }
+                Poll::Pending => {}
+            }
+        }
+        let polled = h1.poll_body(cx, &mut self.state);
+        if matches!(polled, Poll::Ready(None)) {
+            self.end(h1);
+        }
+        polled
+    }
+
+    /// The response is over: an upload not finished by now leaves the connection in
+    /// an unknown state.
+    pub fn end(&mut self, h1: &mut H1) {
+        if self.rest.take().is_some() {
+            h1.retire();
+        }
+    }
+}
+
 /// Sends `req` on `h1` and reads the response head. The body that follows is read
-/// with [`H1::poll_body`] and the returned state.
-pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<BodyState>, Failed> {
+/// with [`H1Body::poll_frame`].
+pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<H1Body>, Failed> {
     let (parts, mut body) = req.into_parts();
     let framing = if body.is_end_stream() {
         ReqFraming::None
@@ -65,29 +117,54 @@ pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<BodySta
     // client should get. So a failed write ends the upload, and its error is returned
     // only when reading fails too.
     let mut write_failed: Option<ProxyError> = None;
+    let mut heard = false;
     let result = poll_fn(|cx| {
         if write_failed.is_none() {
             match poll_upload(h1, cx, &mut body, &mut upload, framing, &mut sent_any) {
                 Poll::Ready(Err(e)) if e.cause.party() == Party::Client => {
                     return Poll::Ready(Err(e))
                 }
-                Poll::Ready(Err(e)) => write_failed = Some(e),
+                Poll::Ready(Err(e)) => {
+                    body.stop();
+                    write_failed = Some(e);
+                }
                 _ => {}
             }
         }
-        let upload_done = write_failed.is_none() && matches!(upload, Upload::Done);
-        match poll_head(h1, cx, head_request, upload_done) {
+        match poll_head(h1, cx, head_request, &mut heard) {
             // After a failed write the read side is still waited for: the socket's
             // readiness may not show yet what arrived before the origin's reset, and
             // a reset socket answers promptly (the response timeout bounds it anyway).
-            Poll::Ready(Err(e)) => Poll::Ready(Err(write_failed.take().unwrap_or(e))),
+            Poll::Ready(Err(e)) => {
+                let mut err = write_failed.take().unwrap_or(e);
+                if heard {
+                    err.retry = Retry::Never;
+                }
+                Poll::Ready(Err(err))
+            }
             other => other,
         }
     })
     .await;
     match result {
         Ok(head) => {
-            let mut resp = Response::new(BodyState::new(head.framing));
+            let rest = match (write_failed, upload) {
+                (None, Upload::Done) if h1.out.is_empty() => None,
+                (None, upload) => Some(Box::new(UploadRest {
+                    body,
+                    upload,
+                    framing,
+                })),
+                (Some(_), _) => {
+                    h1.retire();
+                    None
+                }
+            };
+            let body = H1Body {
+                state: BodyState::new(head.framing),
+                rest,
+            };
+            let mut resp = Response::new(body);
             *resp.status_mut() = head.status;
             *resp.version_mut() = head.version;
             *resp.headers_mut() = head.headers;
@@ -164,14 +241,20 @@ fn poll_upload(
 }
 
 /// Reads until a final response head is complete (informational ones are skipped).
-/// A head that arrives before the upload is complete ends the upload: the connection
-/// then closes after the response.
 fn poll_head(
     h1: &mut H1,
     cx: &mut Context<'_>,
     head_request: bool,
-    upload_done: bool,
+    heard: &mut bool,
 ) -> Poll<Result<h1_wire::RespHead, ProxyError>> {
+    let failed = |mut e: ProxyError, heard: bool| {
+        // Once the origin has started answering (part of a head, a 1xx), it has the
+        // request: never replayed.
+        if heard {
+            e.retry = Retry::Never;
+        }
+        Poll::Ready(Err(e))
+    };
     loop {
         if !h1.buf.is_empty() {
             match h1_wire::parse_response_head(&mut h1.buf, head_request) {
@@ -183,7 +266,7 @@ fn poll_head(
                 }
                 Ok(Some(head)) if head.status.is_informational() => continue,
                 Ok(Some(head)) => {
-                    if !head.keep_alive || !upload_done || !h1.out.is_empty() {
+                    if !head.keep_alive {
                         h1.retire();
                     }
                     return Poll::Ready(Ok(head));
@@ -205,10 +288,10 @@ fn poll_head(
                     },
                 );
                 e.retry = Retry::Stale;
-                return Poll::Ready(Err(e));
+                return failed(e, *heard);
             }
-            Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(&e, "reading the response"))),
+            Poll::Ready(Ok(_)) => *heard = true,
+            Poll::Ready(Err(e)) => return failed(io_error(&e, "reading the response"), *heard),
             Poll::Pending => return Poll::Pending,
         }
     }
