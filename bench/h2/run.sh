@@ -55,14 +55,14 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
 # peer_setup NAME -> KIND (sluice|envoy), LISTEN_PORT, ADMIN_PORT + the template variables
 peer_setup() {
   unset SLUICE_PROTOCOL SLUICE_MAXCONN_PER_SERVER ENVOY_HTTP_CONFIG ENVOY_ALPN
-  PEER_BIN=$SLUICE
+  PEER_BIN=${SLUICE:-}
   case "$1" in
     sluice-h2)      KIND=sluice; LISTEN_PORT=29011; SLUICE_PROTOCOL=http2; SLUICE_MAXCONN_PER_SERVER=0 ;;
     sluice-h1)      KIND=sluice; LISTEN_PORT=29012; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=0 ;;
     sluice-h1-mc16) KIND=sluice; LISTEN_PORT=29015; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=$QUEUE_MAXCONN ;;
     # A second binary (SLUICE_REF_BIN), for before/after checks in one invocation.
-    sluice-h2-ref)  KIND=sluice; LISTEN_PORT=29016; SLUICE_PROTOCOL=http2; SLUICE_MAXCONN_PER_SERVER=0; PEER_BIN=$SLUICE_REF ;;
-    sluice-h1-ref)  KIND=sluice; LISTEN_PORT=29017; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=0; PEER_BIN=$SLUICE_REF ;;
+    sluice-h2-ref)  KIND=sluice; LISTEN_PORT=29016; SLUICE_PROTOCOL=http2; SLUICE_MAXCONN_PER_SERVER=0; PEER_BIN=${SLUICE_REF:-} ;;
+    sluice-h1-ref)  KIND=sluice; LISTEN_PORT=29017; SLUICE_PROTOCOL=http1; SLUICE_MAXCONN_PER_SERVER=0; PEER_BIN=${SLUICE_REF:-} ;;
     envoy-h2)       KIND=envoy;  LISTEN_PORT=29013; ENVOY_HTTP_CONFIG='http2_protocol_options: {}'; ENVOY_ALPN='"h2"' ;;
     envoy-h1)       KIND=envoy;  LISTEN_PORT=29014; ENVOY_HTTP_CONFIG='http_protocol_options: {}';  ENVOY_ALPN='"http/1.1"' ;;
     *) echo "unknown peer '$1' (known: sluice-h2 sluice-h1 sluice-h1-mc16 sluice-h2-ref sluice-h1-ref envoy-h2 envoy-h1)" >&2; return 2 ;;
