@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# User and kernel CPU time per request of the proxy process (utime/stime from
+# /proc/PID/stat), to see how much of a request's CPU is sluice's own code and how much
+# the kernel's: the part no user-space change can remove.
+#   bench/instructions/cputime.sh                   # target/release/sluice
+#   bench/instructions/cputime.sh /tmp/before target/release/sluice
+# Same origin and config as run.sh (the bench harness's HTTPS nginx origin); the proxy
+# is pinned to CPU 1 and ab to CPU 0; 2,000 warm-up requests, then N measured, once with
+# a new connection per request and once keep-alive. Times are in clock ticks (10 ms):
+# keep N large. Knobs: N (20000), CONC (16), PB_WORK (/tmp/sluice-bench).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+harness=${BENCH_HARNESS:-$repo/../shared/bench}
+export PB_WORK=${PB_WORK:-/tmp/sluice-bench} PB_ROOT=$harness
+N=${N:-20000} CONC=${CONC:-16}
+command -v ab >/dev/null || apt-get install -y apache2-utils >/dev/null
+ca=$PB_WORK/certs/ec/ca.crt
+[ -f "$ca" ] || { echo "no harness certificates at $ca: run bench/run.sh once first" >&2; exit 1; }
+[ $# -gt 0 ] || set -- "$repo/target/release/sluice"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+# Everything the origin's template needs is exported before it starts.
+export RUN_DIR=$work/origin PB_ROOT=$harness CERT_DIR=$PB_WORK/certs/ec \
+  ORIGIN_HTTP_PORT=18080 ORIGIN_TLS_PORT=18443 ORIGIN_STATUS_PORT=18081
+export WORKERS=1 LISTEN_ADDR=127.0.0.1 LISTEN_PORT=19024 ROUTE_HOST=api.example.test \
+  ORIGIN_ADDR=127.0.0.1 UPSTREAM_SNI=api.example.test CA_FILE=$ca
+"$harness/origin/start.sh" >"$work/origin.log" 2>&1 &
+for _ in $(seq 1 100); do
+  curl -fsk -o /dev/null -H "Host: $ROUTE_HOST" "https://127.0.0.1:$ORIGIN_TLS_PORT/" && break
+  sleep 0.1
+done
+curl -fsk -o /dev/null -H "Host: $ROUTE_HOST" "https://127.0.0.1:$ORIGIN_TLS_PORT/" \
+  || { echo "the origin did not start:"; cat "$work/origin.log"; exit 1; } >&2
+"$harness/lib/render.py" "$repo/bench/peers/sluice/sluice.yaml.tmpl" "$work/sluice.yaml"
+url=http://127.0.0.1:$LISTEN_PORT/
+tck=$(getconf CLK_TCK)
+for bin in "$@"; do
+  for mode in close keepalive; do
+    k=""; [ $mode = keepalive ] && k=-k
+    taskset -c 1 "$bin" run --config "$work/sluice.yaml" >"$work/sluice.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 200); do curl -fs -o /dev/null -H "Host: $ROUTE_HOST" "$url" && break; sleep 0.1; done
+    taskset -c 0 ab -q $k -c "$CONC" -n 2000 -H "Host: $ROUTE_HOST" "$url" >/dev/null
+    read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    taskset -c 0 ab -q $k -c "$CONC" -n "$N" -H "Host: $ROUTE_HOST" "$url" >"$work/ab.txt"
+    read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$bin $mode: user $(( (u1-u0)*1000000/tck/N )) us/req, sys $(( (s1-s0)*1000000/tck/N )) us/req"
+  done
+done
