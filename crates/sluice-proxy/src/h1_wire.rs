@@ -349,6 +349,29 @@ mod tests {
     }
 
     #[test]
+    fn a_head_arriving_in_pieces_parses_once_whole_whatever_the_split() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: x-a\r\nX-A: 1\r\n\
+                    X-B: two words\r\n\r\nabc";
+        let head_len = raw.len() - 3;
+        for split in 0..raw.len() {
+            let mut buf = BytesMut::from(&raw[..split]);
+            let first = parse_response_head(&mut buf, false).unwrap();
+            assert_eq!(first.is_some(), split >= head_len, "split at {split}");
+            if first.is_some() {
+                continue;
+            }
+            assert_eq!(buf.len(), split, "an incomplete head is left as it is");
+            buf.extend_from_slice(&raw[split..]);
+            let h = parse_response_head(&mut buf, false).unwrap().unwrap();
+            assert_eq!(h.framing, RespFraming::Length(3));
+            let names: Vec<_> = h.headers.keys().map(|n| n.as_str()).collect();
+            assert_eq!(names, ["content-length", "x-b"], "split at {split}");
+            assert_eq!(h.headers["x-b"], "two words");
+            assert_eq!(&buf[..], b"abc");
+        }
+    }
+
+    #[test]
     fn framing_follows_rfc_9112() {
         let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert_eq!(framing_of(chunked), (RespFraming::Chunked, true));
