@@ -18,25 +18,7 @@ export PB_WORK=${PB_WORK:-/tmp/sluice-bench} PB_ROOT=$harness
 N=${N:-3000} CONC=${CONC:-16}
 command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 command -v ab >/dev/null || apt-get install -y apache2-utils >/dev/null
-ca=$PB_WORK/certs/ec/ca.crt
-[ -f "$ca" ] || { echo "no harness certificates at $ca: run bench/run.sh once first" >&2; exit 1; }
-[ $# -gt 0 ] || set -- "$repo/target/release/sluice"
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-# Everything the origin's template needs is exported before it starts.
-export RUN_DIR=$work/origin PB_ROOT=$harness CERT_DIR=$PB_WORK/certs/ec \
-  ORIGIN_HTTP_PORT=18080 ORIGIN_TLS_PORT=18443 ORIGIN_STATUS_PORT=18081
-export WORKERS=1 LISTEN_ADDR=127.0.0.1 LISTEN_PORT=19024 ROUTE_HOST=api.example.test \
-  ORIGIN_ADDR=127.0.0.1 UPSTREAM_SNI=api.example.test CA_FILE=$ca
-"$harness/origin/start.sh" >"$work/origin.log" 2>&1 &
-for _ in $(seq 1 100); do
-  curl -fsk -o /dev/null -H "Host: $ROUTE_HOST" "https://127.0.0.1:$ORIGIN_TLS_PORT/" && break
-  sleep 0.1
-done
-curl -fsk -o /dev/null -H "Host: $ROUTE_HOST" "https://127.0.0.1:$ORIGIN_TLS_PORT/" \
-  || { echo "the origin did not start:"; cat "$work/origin.log"; exit 1; } >&2
-"$harness/lib/render.py" "$repo/bench/peers/sluice/sluice.yaml.tmpl" "$work/sluice.yaml"
-url=http://127.0.0.1:$LISTEN_PORT/
+source "$(dirname "$0")/origin.sh"
 for bin in "$@"; do
   for mode in close keepalive; do
     k=""; [ $mode = keepalive ] && k=-k
