@@ -141,12 +141,12 @@ pub fn parse_response_head(
     };
     let raw: &[httparse::Header<'_>] = resp.headers;
     let mut keep_alive = connection_persists(raw, version);
-    let framing = framing(status, version, raw, head_request, &mut keep_alive)?;
     let te = has_transfer_encoding(raw);
+    let framing = framing(status, version, raw, te, head_request, &mut keep_alive)?;
     // The map is built once, without the headers that stop at this hop, and its values
     // share the head's buffer instead of each being copied into an allocation.
     let listed = connection_tokens(raw)
-        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .filter(|t| headers::names_a_header(t))
         .collect::<Vec<_>>();
     let base = buf.as_ptr() as usize;
     let mut spans = Vec::with_capacity(raw.len());
@@ -182,12 +182,9 @@ pub fn parse_response_head(
     }))
 }
 
-/// The comma-separated tokens of the `Connection` headers.
+/// The comma-separated options of the `Connection` headers.
 fn connection_tokens<'a>(raw: &'a [httparse::Header<'a>]) -> impl Iterator<Item = &'a str> + 'a {
-    values(raw, header::CONNECTION.as_str())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    headers::connection_tokens(values(raw, header::CONNECTION.as_str()))
 }
 
 /// The values of header `name` (given in lower case), as text (others are skipped).
@@ -227,6 +224,7 @@ fn framing(
     status: StatusCode,
     version: Version,
     raw: &[httparse::Header<'_>],
+    transfer_encoding: bool,
     head_request: bool,
     keep_alive: &mut bool,
 ) -> Result<RespFraming, String> {
@@ -237,7 +235,7 @@ fn framing(
     {
         return Ok(RespFraming::Empty);
     }
-    if has_transfer_encoding(raw) {
+    if transfer_encoding {
         let mut last = None;
         for h in raw.iter().filter(|h| {
             h.name

@@ -46,6 +46,22 @@ pub fn stops_here(name: &str, listed: &[&str]) -> bool {
         || (listed.iter().any(|l| l.eq_ignore_ascii_case(name)) && !PROTECTED.iter().any(is))
 }
 
+/// The comma-separated options of `Connection` header values (RFC 9110 §7.6.1).
+pub fn connection_tokens<'a>(
+    values: impl Iterator<Item = &'a str> + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
+    values
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// A `Connection` option that names a header to drop: `close` and `keep-alive` are
+/// options of the connection itself (`Keep-Alive` the header is hop-by-hop anyway).
+pub fn names_a_header(token: &str) -> bool {
+    !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
+}
+
 /// Removes hop-by-hop headers. `Transfer-Encoding` goes too: hyper re-frames bodies.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the few headers a request has, comparing names (an enum compare
@@ -58,17 +74,13 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // `close`/`keep-alive` options are not header names to look up.
     let mut gone: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     if h.contains_key(header::CONNECTION) {
+        let values = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         gone.extend(
-            h.get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(str::trim)
-                .filter(|t| {
-                    !t.is_empty()
-                        && !t.eq_ignore_ascii_case("close")
-                        && !t.eq_ignore_ascii_case("keep-alive")
-                })
+            connection_tokens(values)
+                .filter(|t| names_a_header(t))
                 .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
                 .filter(|n| !PROTECTED.contains(n)),
         );
