@@ -13,27 +13,32 @@
 //! request and closes.
 //!
 //! A connection that waits [`PARK_AFTER`] for its next request is parked (see [`drive`]):
-//! the timers above go on running, with no hyper state and no buffer held.
+//! its task ends, and a much smaller one ([`Parked`]) holds just the socket until the
+//! client sends again, or its listener's park lot (`park.rs`) closes it at its
+//! keep-alive timeout or on shutdown.
 
 use crate::cause::Cause;
 use crate::client_io::ClientIo;
+use crate::conn_ctx::{ConnContext, ListenerConns};
 use crate::conn_state::ConnState;
 use crate::error::{error_chain, ProxyError};
-use crate::metrics::{ClientErrorLabels, Name};
+use crate::park::Ticket;
+use crate::proxy::ClientInfo;
+use crate::resp_body::RespBody;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::HttpService;
+use hyper::service::{service_fn, HttpService, Service};
 use hyper_util::rt::TokioIo;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use sluice_net::{ClientAddr, ClientStream};
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 use tokio::task::coop::unconstrained;
 use tokio::time::Instant;
 
@@ -41,57 +46,6 @@ use tokio::time::Instant;
 /// closes.
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
-
-/// The client-side timeouts of one listener.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientTimeouts {
-    pub keepalive: Duration,
-    pub request_header: Duration,
-}
-
-/// What every connection of a listener shares: built once per listener setting, so
-/// a connection carries one pointer to it instead of copies (a parked connection's
-/// task is mostly this context).
-pub struct ListenerConns {
-    pub listener: Name,
-    pub builder: http1::Builder,
-    pub timeouts: ClientTimeouts,
-    pub client_errors: Family<ClientErrorLabels, Counter>,
-    /// Connections of this listener open now, and parked now.
-    pub open: Gauge,
-    pub parked: Gauge,
-    pub parks: Counter,
-}
-
-/// Where a connection reports what went wrong on it; its end is counted on drop.
-pub struct ConnContext {
-    pub shared: Arc<ListenerConns>,
-    /// Held until the connection ends, so shutdown can wait for all of them.
-    pub _drain: mpsc::Sender<()>,
-    /// `limits.max_client_connections`, released when the connection ends.
-    pub _permit: Option<OwnedSemaphorePermit>,
-}
-
-impl ConnContext {
-    pub fn new(
-        shared: Arc<ListenerConns>,
-        drain: mpsc::Sender<()>,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Self {
-        shared.open.inc();
-        Self {
-            shared,
-            _drain: drain,
-            _permit: permit,
-        }
-    }
-}
-
-impl Drop for ConnContext {
-    fn drop(&mut self) {
-        self.shared.open.dec();
-    }
-}
 
 /// How a connection's driver stopped.
 enum Outcome {
@@ -112,6 +66,40 @@ const PARK_AFTER: Duration = Duration::from_millis(20);
 /// hyper's side of one client connection, rebuilt after each park.
 type Http1<S> = http1::Connection<TokioIo<ClientIo>, S>;
 
+/// Serves a connection from its accept (or from its park) in a task of its own.
+pub fn spawn(
+    stream: ClientStream,
+    addr: ClientAddr,
+    ctx: ConnContext,
+    stop: watch::Receiver<bool>,
+) {
+    // Spawned as is, not wrapped in another async block: a wrapper would store the
+    // arguments twice in every connection's task.
+    tokio::spawn(drive(stream, addr, ctx, stop));
+}
+
+/// The requests of one connection, answered by the proxy.
+fn service(
+    shared: &ListenerConns,
+    addr: ClientAddr,
+    state: &Arc<ConnState>,
+) -> impl Service<Request<Incoming>, Response = Response<RespBody>, Error = Infallible, Future: Send>
+       + Send
+       + Unpin {
+    let client = ClientInfo {
+        listener: shared.listener.clone(),
+        addr,
+        conn: state.clone(),
+        body_idle: shared.body_idle,
+    };
+    let proxy = shared.proxy.clone();
+    service_fn(move |req| {
+        let proxy = proxy.clone();
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
+    })
+}
+
 /// Runs one connection to its end.
 ///
 /// Between two requests, once hyper waits for the next one, the connection is
@@ -121,16 +109,16 @@ type Http1<S> = http1::Connection<TokioIo<ClientIo>, S>;
 /// little as in HAProxy or NGINX, which also release their buffers while idle. It
 /// happens [`PARK_AFTER`] into the wait between two requests, so back-to-back
 /// requests never pay for it; a connection is not parked before its first request.
-pub async fn drive<S>(
-    mut io: ClientIo,
-    mut service: S,
-    state: Arc<ConnState>,
+/// A parked connection with nothing read ahead leaves this task for a [`Parked`] one.
+async fn drive(
+    stream: ClientStream,
+    addr: ClientAddr,
     ctx: ConnContext,
     mut stop: watch::Receiver<bool>,
-) where
-    S: HttpService<Incoming, ResBody = crate::resp_body::RespBody> + Unpin,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
+    let state = Arc::new(ConnState::default());
+    let mut io = ClientIo::new(stream, state.clone(), ctx.shared.send_timeout);
+    let mut service = service(&ctx.shared, addr, &state);
     let t = &ctx.shared.timeouts;
     let builder = &ctx.shared.builder;
     let mut stopping = *stop.borrow_and_update();
@@ -151,8 +139,7 @@ pub async fn drive<S>(
     tokio::pin!(sleep);
     let (mut armed, mut sleep_registered) = (true, false);
     // Boxed, so that a parked connection's task holds a pointer, not hyper's state.
-    let mut conn: Box<Http1<S>>;
-    conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+    let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
     let mut parking = false;
     loop {
         if stopping {
@@ -250,7 +237,7 @@ pub async fn drive<S>(
             Outcome::Parked => {}
             Outcome::Ended(Err(e)) if e.is_incomplete_message() && state.head_started() => {
                 // A request head arrived with the client's FIN, before hyper handed it over.
-                count(&ctx, Cause::ClientClosed);
+                ctx.count(Cause::ClientClosed);
                 tracing::info!(listener = %ctx.shared.listener.as_str(), cause = Cause::ClientClosed.as_str(), "client closed its connection right after its request, which was not handled (listeners[].half_close: true serves such clients)");
                 return;
             }
@@ -266,8 +253,8 @@ pub async fn drive<S>(
             Outcome::Idle => return,
         }
         parking = false;
-        // The socket and the service go back into the arguments' own slots: new
-        // bindings would store them a second time in every connection's task.
+        // The socket and the service go back into their own slots: new bindings would
+        // store them a second time in every connection's task.
         let read_buf = {
             let parts = parts_of(conn);
             io = parts.io.into_inner();
@@ -284,33 +271,82 @@ pub async fn drive<S>(
         } else {
             // Even empty, it holds hyper's whole read buffer.
             drop(read_buf);
-            ctx.shared.parked.inc();
-            let woke = std::future::poll_fn(|cx| {
-                if io.poll_read_ready(cx).is_ready() {
-                    return Poll::Ready(true);
-                }
-                if seen.has_changed().unwrap_or(true)
-                    || Pin::new(&mut unconstrained(stop_signal.as_mut()))
-                        .poll(cx)
-                        .is_ready()
-                {
-                    // Shutting down: an idle connection closes at once.
-                    return Poll::Ready(false);
-                }
-                match Pin::new(&mut unconstrained(sleep.as_mut())).poll(cx) {
-                    // The keep-alive timeout: close silently, as hyper would have.
-                    Poll::Ready(()) => Poll::Ready(false),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await;
-            ctx.shared.parked.dec();
-            if !woke {
-                return;
+            // Everything else of this connection (its state, service, timers, and this
+            // task) is freed; its next request builds them again.
+            drop(service);
+            let lot = ctx.shared.lot.clone();
+            if let (Some(stream), Some(ticket)) = (io.into_stream(), lot.park(sleep.deadline())) {
+                ctx.shared.parked.inc();
+                tokio::spawn(Parked {
+                    conn: Some(ParkedConn {
+                        stream,
+                        addr,
+                        ctx,
+                        ticket,
+                    }),
+                });
             }
+            return;
         }
         sleep_registered = false;
         conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+    }
+}
+
+/// A parked connection's whole task: its socket, its address and its context (about
+/// 110 bytes), until the client sends again (then it is served by a new [`drive`]) or
+/// its lot closes it.
+struct Parked {
+    conn: Option<ParkedConn>,
+}
+
+struct ParkedConn {
+    stream: ClientStream,
+    addr: ClientAddr,
+    ctx: ConnContext,
+    ticket: Ticket,
+}
+
+impl ParkedConn {
+    fn unpark(self) -> (ClientStream, ClientAddr, ConnContext) {
+        let shared = &self.ctx.shared;
+        shared.lot.leave(self.ticket);
+        shared.parked.dec();
+        (self.stream, self.addr, self.ctx)
+    }
+}
+
+impl Future for Parked {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(c) = &this.conn else {
+            return Poll::Ready(());
+        };
+        let readable = c.stream.poll_read_ready(cx).is_ready();
+        if !readable && !c.ctx.shared.lot.poll_closed(&c.ticket, cx) {
+            return Poll::Pending;
+        }
+        if let Some(c) = this.conn.take() {
+            let (stream, addr, ctx) = c.unpark();
+            // Readable wins over a timeout that expired at the same moment, not over
+            // shutdown: an idle connection closes at once then.
+            if readable && !ctx.shared.lot.stopping() {
+                let stop = ctx.shared.lot.stop_signal();
+                spawn(stream, addr, ctx, stop);
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Parked {
+    /// The runtime drops tasks it never finished (at exit): the lot's slot goes too.
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            drop(c.unpark());
+        }
     }
 }
 
@@ -327,7 +363,7 @@ where
 
 /// Answers a head that did not complete in time with 408 and closes.
 async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
-    count(ctx, Cause::RequestHeaderTimeout);
+    ctx.count(Cause::RequestHeaderTimeout);
     let e = ProxyError::new(
         Cause::RequestHeaderTimeout,
         format!(
@@ -367,22 +403,12 @@ async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
     let _ = tokio::time::timeout(LINGER, answer).await;
 }
 
-fn count(ctx: &ConnContext, cause: Cause) {
-    ctx.shared
-        .client_errors
-        .get_or_create(&ClientErrorLabels {
-            listener: ctx.shared.listener.clone(),
-            cause: cause.as_str(),
-        })
-        .inc();
-}
-
 /// A malformed request is answered 400 by hyper before our service runs, so its reason
 /// only reaches the log and the client-error counter, here. A client that left
 /// mid-request was already counted by its request.
 fn note_conn_error(ctx: &ConnContext, e: &hyper::Error) {
     if e.is_parse() || e.is_parse_too_large() {
-        count(ctx, Cause::BadRequest);
+        ctx.count(Cause::BadRequest);
         tracing::info!(listener = %ctx.shared.listener.as_str(), cause = Cause::BadRequest.as_str(), detail = %error_chain(e), "malformed request");
     } else {
         tracing::debug!(listener = %ctx.shared.listener.as_str(), error = %error_chain(e), "client connection ended with an error");

@@ -2,7 +2,8 @@
 //! (the start of a request head arms the header timeout), a write that waits longer
 //! than `send_timeout` for a client that does not read fails the connection, and an
 //! aborted connection is closed with a reset. Bytes hyper had read ahead when its
-//! connection was parked are handed back first to the next one.
+//! connection was parked are handed back first to the next one; a parked connection
+//! with nothing read ahead takes the bare socket ([`ClientIo::into_stream`]).
 
 use crate::conn_state::ConnState;
 use crate::idle::IdleTimer;
@@ -16,7 +17,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub struct ClientIo {
-    stream: ClientStream,
+    /// Always `Some` until [`ClientIo::into_stream`] takes it (an `Option` because the
+    /// `Drop` below forbids moving a field out).
+    stream: Option<ClientStream>,
     state: Arc<ConnState>,
     send: IdleTimer,
     /// Read ahead by a previous hyper connection on this socket, not yet consumed.
@@ -26,7 +29,7 @@ pub struct ClientIo {
 impl ClientIo {
     pub fn new(stream: ClientStream, state: Arc<ConnState>, send_timeout: Duration) -> Self {
         Self {
-            stream,
+            stream: Some(stream),
             state,
             send: IdleTimer::new(send_timeout),
             unread: Bytes::new(),
@@ -38,8 +41,20 @@ impl ClientIo {
         self.unread = unread;
     }
 
-    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.stream.poll_read_ready(cx)
+    /// The socket alone, for a connection parked between two requests (not aborted:
+    /// only an idle connection parks).
+    pub fn into_stream(mut self) -> Option<ClientStream> {
+        self.stream.take()
+    }
+
+    fn stream(&mut self) -> io::Result<Pin<&mut ClientStream>> {
+        match &mut self.stream {
+            Some(s) => Ok(Pin::new(s)),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "client socket already handed to its parked connection",
+            )),
+        }
     }
 
     /// Tracks a write: done (progress), or waiting for the client to read, which may
@@ -87,7 +102,10 @@ impl AsyncRead for ClientIo {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let polled = match this.stream() {
+            Ok(s) => s.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         this.state.set_read_waiting(polled.is_pending());
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.state.note_read();
@@ -103,7 +121,10 @@ impl AsyncWrite for ClientIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        let polled = match this.stream() {
+            Ok(s) => s.poll_write(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         this.write_polled(cx, polled)
     }
 
@@ -113,29 +134,40 @@ impl AsyncWrite for ClientIo {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        let polled = match this.stream() {
+            Ok(s) => s.poll_write_vectored(cx, bufs),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         this.write_polled(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        let polled = match this.stream() {
+            Ok(s) => s.poll_flush(cx),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         this.write_polled(cx, polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        match self.get_mut().stream() {
+            Ok(s) => s.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
 impl Drop for ClientIo {
     fn drop(&mut self) {
-        if self.state.aborted() {
-            self.stream.reset_on_close();
+        if let Some(s) = &self.stream {
+            if self.state.aborted() {
+                s.reset_on_close();
+            }
         }
     }
 }

@@ -1,14 +1,12 @@
 //! Client side: the accept loop of each listener, and the drain on shutdown.
 
-use crate::client_conn::{self, ClientTimeouts, ConnContext, ListenerConns};
-use crate::client_io::ClientIo;
-use crate::conn_state::ConnState;
+use crate::client_conn;
+use crate::conn_ctx::{ClientTimeouts, ConnContext, ListenerConns};
 use crate::metrics::{ListenerLabels, Name};
-use crate::proxy::{ClientInfo, Proxy};
+use crate::park::ParkLot;
+use crate::proxy::Proxy;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use sluice_net::Listener;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -53,12 +51,12 @@ pub async fn serve(
 ) -> Drain {
     let (drain_tx, drain_rx) = mpsc::channel(1);
     let mut settings = settings_rx.borrow_and_update().clone();
-    let mut setup = Setup::new(&settings, &proxy);
+    let mut setup = Setup::new(&settings, &proxy, &stop);
     let paused = proxy.metrics().client_connections_paused.clone();
     loop {
         if settings_rx.has_changed().unwrap_or(false) {
             settings = settings_rx.borrow_and_update().clone();
-            setup = Setup::new(&settings, &proxy);
+            setup = Setup::new(&settings, &proxy, &stop);
         }
         let Setup { conns, accepted } = &setup;
         // At the connection limit, stop accepting: new clients wait in the kernel's
@@ -92,26 +90,8 @@ pub async fn serve(
             },
         };
         accepted.inc();
-        let state = Arc::new(ConnState::default());
-        let client = ClientInfo {
-            listener: conns.listener.clone(),
-            addr,
-            conn: state.clone(),
-            body_idle: settings.request_body_idle_timeout,
-        };
-        let svc = {
-            let proxy = proxy.clone();
-            service_fn(move |req| {
-                let proxy = proxy.clone();
-                let client = client.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
-            })
-        };
         let ctx = ConnContext::new(conns.clone(), drain_tx.clone(), permit);
-        let io = ClientIo::new(stream, state.clone(), settings.send_timeout);
-        // Spawned as is, not wrapped in another async block: a wrapper would store
-        // the arguments twice in every connection's task.
-        tokio::spawn(client_conn::drive(io, svc, state, ctx, stop.clone()));
+        client_conn::spawn(stream, addr, ctx, stop.clone());
     }
     drop(listener);
     Drain { rx: drain_rx }
@@ -124,7 +104,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(settings: &ListenerSettings, proxy: &Proxy) -> Self {
+    fn new(settings: &ListenerSettings, proxy: &Arc<Proxy>, stop: &watch::Receiver<bool>) -> Self {
         let name = Name::new(&settings.name);
         let labels = ListenerLabels {
             listener: name.clone(),
@@ -137,13 +117,17 @@ impl Setup {
             .half_close(settings.half_close)
             .header_read_timeout(None);
         let conns = ListenerConns {
+            proxy: proxy.clone(),
             listener: name,
             builder,
             timeouts: ClientTimeouts {
                 keepalive: settings.keepalive_timeout,
                 request_header: settings.request_header_timeout,
             },
+            send_timeout: settings.send_timeout,
+            body_idle: settings.request_body_idle_timeout,
             client_errors: m.client_errors.clone(),
+            lot: ParkLot::new(stop.clone()),
             open: m.client_connections.get_or_create(&labels).clone(),
             parked: m.client_connections_parked.get_or_create(&labels).clone(),
             parks: m.client_parks.get_or_create(&labels).clone(),

@@ -1,7 +1,7 @@
 //! Keep-alive client connections between requests: once a response is done and the
-//! client has sent nothing more, the connection is parked (hyper's connection and its
-//! buffers are dropped; only the socket waits) and taken up again when the client
-//! sends. Parking must be invisible to clients: pipelined bytes, a head split across
+//! client has sent nothing more, the connection is parked (hyper's connection, its
+//! buffers and the connection's task are dropped; a small task holds the socket) and
+//! taken up again when the client sends. Parking must be invisible to clients: pipelined bytes, a head split across
 //! the park, timeouts and shutdown behave as on a connection that never parked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -76,9 +76,18 @@ async fn a_parked_connection_closes_at_keepalive_timeout_and_on_shutdown() {
         .send(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
         .await;
     read_responses(&mut timed_out, 1).await;
+    let answered = tokio::time::Instant::now();
+    sluice.wait_for_metric(PARKED, |v| v == 1.0).await;
     let (rest, ending) = timed_out.read_to_end(Duration::from_secs(5)).await;
     assert_eq!(ending, Ending::Eof);
     assert!(!rest.contains(" 408 "), "{rest}");
+    // Closed by the listener's park lot at the keep-alive timeout, not before.
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(280),
+        "closed after {idle:?} idle"
+    );
+    sluice.wait_for_metric(PARKED, |v| v == 0.0).await;
 
     let yaml = app_config(&[origin.server_spec()], "");
     drop(sluice);
