@@ -7,7 +7,9 @@
 # Same origin and config as run.sh (the bench harness's HTTPS nginx origin); the proxy
 # is pinned to CPU 1 and ab to CPU 0; 2,000 warm-up requests, then N measured, once with
 # a new connection per request and once keep-alive. Times are in clock ticks (10 ms):
-# keep N large. Knobs: N (20000), CONC (16), PB_WORK (/tmp/sluice-bench).
+# keep N large. Page faults are minor faults of the proxy (memory the allocator took
+# back from the kernel, or handed back and touched again).
+# Knobs: N (20000), CONC (16), PB_WORK (/tmp/sluice-bench).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 harness=${BENCH_HARNESS:-$repo/../shared/bench}
@@ -23,10 +25,10 @@ for bin in "$@"; do
     pid=$!
     for _ in $(seq 1 200); do curl -fs -o /dev/null -H "Host: $ROUTE_HOST" "$url" && break; sleep 0.1; done
     taskset -c 0 ab -q $k -c "$CONC" -n 2000 -H "Host: $ROUTE_HOST" "$url" >/dev/null
-    read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    read -r f0 u0 s0 < <(awk '{print $10, $14, $15}' /proc/$pid/stat)
     taskset -c 0 ab -q $k -c "$CONC" -n "$N" -H "Host: $ROUTE_HOST" "$url" >"$work/ab.txt"
-    read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    read -r f1 u1 s1 < <(awk '{print $10, $14, $15}' /proc/$pid/stat)
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo "$bin $mode: user $(( (u1-u0)*1000000/tck/N )) us/req, sys $(( (s1-s0)*1000000/tck/N )) us/req"
+    echo "$bin $mode: user $(( (u1-u0)*1000000/tck/N )) us/req, sys $(( (s1-s0)*1000000/tck/N )) us/req, page faults $(( (f1-f0)*100/N )) per 100 req"
   done
 done

@@ -25,6 +25,12 @@ from collections import defaultdict
 
 ALLOC_FNS = {"malloc", "calloc", "realloc", "free", "cfree", "posix_memalign",
              "aligned_alloc", "memalign", "valloc", "pvalloc", "reallocarray"}
+# jemalloc linked into the binary (tikv-jemallocator) exports prefixed entry points;
+# counted as the libc names they stand for.
+JEMALLOC_ENTRY = {"_rjem_malloc": "malloc", "_rjem_mallocx": "malloc", "_rjem_calloc": "calloc",
+                  "_rjem_realloc": "realloc", "_rjem_rallocx": "realloc", "_rjem_free": "free",
+                  "_rjem_sdallocx": "free", "_rjem_dallocx": "free",
+                  "_rjem_posix_memalign": "posix_memalign", "_rjem_aligned_alloc": "aligned_alloc"}
 
 
 def parse(path):
@@ -37,6 +43,8 @@ def parse(path):
             return spec
         i, rest = m.group(1), m.group(2)
         if rest:
+            if kind == "fn":
+                rest = JEMALLOC_ENTRY.get(rest, rest)
             names[kind][i] = rest
             return rest
         return names[kind].get(i, "?")
@@ -236,6 +244,8 @@ def classify(obj, path, fn):
         return TIME
     if base.startswith("ld-linux") or (base.endswith(".so") or ".so." in base):
         return LD
+    if fn.startswith("_rjem_") or "jemalloc" in path:
+        return MALLOC
     # the proxy's own binary
     if fn.startswith("0x") or fn in ("???", "") or (path in ("???", "") and "::" not in fn):
         return BIN if obj else UNKNOWN

@@ -14,6 +14,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc: its size classes keep the small long-lived allocations of idle
+/// connections (tokio's 128-byte-aligned task and socket registration) packed, where
+/// glibc malloc left about 0.7 KB of holes per idle connection (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// sluice: a connection-pooling HTTP proxy.
 ///
 /// Apps send plain HTTP to sluice (TCP or a Unix socket); sluice forwards it over a
