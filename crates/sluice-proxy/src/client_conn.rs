@@ -274,8 +274,11 @@ async fn drive(
             // Everything else of this connection (its state, service, timers, and this
             // task) is freed; its next request builds them again.
             drop(service);
-            let lot = ctx.shared.lot.clone();
-            if let (Some(stream), Some(ticket)) = (io.into_stream(), lot.park(sleep.deadline())) {
+            let Some(stream) = io.into_stream() else {
+                return;
+            };
+            // Refused on shutdown: the socket closes here.
+            if let Some(ticket) = ctx.shared.lot.park(sleep.deadline()) {
                 ctx.shared.parked.inc();
                 tokio::spawn(Parked {
                     conn: Some(ParkedConn {

@@ -131,7 +131,9 @@ impl ParkLot {
 
 impl Lot {
     /// Links `key` by its deadline. Connections park in nearly the order they went
-    /// idle, so the walk from the tail is a step or two.
+    /// idle, so the walk from the tail is a step or two. One that lands before a
+    /// sleeping sweeper's next deadline is closed at that deadline, late by the
+    /// difference (how much sooner it went idle than the one it passed: milliseconds).
     fn link(&mut self, key: usize) {
         let deadline = self.slots[key].deadline;
         let mut after = self.tail;
