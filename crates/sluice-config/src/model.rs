@@ -552,6 +552,10 @@ pub struct Timeouts {
     /// aborted.
     #[serde(default = "default_response_body_idle")]
     pub response_body_idle: HumanDuration,
+    /// The longest a tunnel (an upgraded connection, e.g. a WebSocket) may sit with no
+    /// byte moving in either direction; traffic either way resets it.
+    #[serde(default = "default_tunnel")]
+    pub tunnel: HumanDuration,
 }
 
 impl Default for Timeouts {
@@ -561,6 +565,7 @@ impl Default for Timeouts {
             response: default_response(),
             queue: default_queue(),
             response_body_idle: default_response_body_idle(),
+            tunnel: default_tunnel(),
         }
     }
 }
@@ -594,6 +599,9 @@ fn default_send_timeout() -> HumanDuration {
 }
 fn default_response_body_idle() -> HumanDuration {
     HumanDuration::secs(60)
+}
+fn default_tunnel() -> HumanDuration {
+    HumanDuration::secs(3600)
 }
 fn default_prefix() -> String {
     "/".into()

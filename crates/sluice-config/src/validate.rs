@@ -116,6 +116,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
             &at("timeouts.response_body_idle"),
             b.timeouts.response_body_idle.get(),
         )?;
+        positive(&at("timeouts.tunnel"), b.timeouts.tunnel.get())?;
         match (&b.balance, &b.hash_on) {
             (crate::Balance::Hash, None) => {
                 return err(

@@ -37,6 +37,23 @@ pub struct Target {
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
+impl Target {
+    /// The same target offering only `http/1.1` in ALPN: a tunnel (an upgraded
+    /// connection) needs HTTP/1.1 even to a server that would pick `h2`. The config
+    /// is a copy sharing its session cache, so resumption still works.
+    pub fn http1_only(&self) -> Target {
+        let tls = self.tls.as_ref().map(|(config, name)| {
+            let mut c = (**config).clone();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            (Arc::new(c), name.clone())
+        });
+        Target {
+            endpoint: self.endpoint.clone(),
+            tls,
+        }
+    }
+}
+
 /// How long each phase of a successful connect took.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectTimings {

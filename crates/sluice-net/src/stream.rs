@@ -67,6 +67,15 @@ impl ClientStream {
         }
     }
 
+    /// A real half-close (the FIN goes out now), unlike `poll_shutdown`: a tunnel passes
+    /// each side's end on to the other while the other direction goes on.
+    pub fn poll_close_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
     /// Ready once the socket has something to read (data, or the peer's FIN or
     /// reset), without reading it: a parked connection waits this way with no buffer.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -266,6 +266,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub response_body_idle: Duration,
+    /// `timeouts.tunnel`: the idle timeout of an upgraded connection.
+    pub tunnel_idle: Duration,
     pub queue_timeout: Duration,
     pub policy: Policy,
     pub protocol: Protocol,

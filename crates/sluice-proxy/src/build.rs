@@ -101,6 +101,7 @@ pub fn backend<'a>(
         connect_timeout: b.timeouts.connect.get(),
         response_timeout: b.timeouts.response.get(),
         response_body_idle: b.timeouts.response_body_idle.get(),
+        tunnel_idle: b.timeouts.tunnel.get(),
         queue_timeout: b.timeouts.queue.get(),
         policy: Policy {
             max_idle: b.pool.max_idle_per_server,

@@ -64,7 +64,9 @@ enum Outcome {
 const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// hyper's side of one client connection, rebuilt after each park.
-type Http1<S> = http1::Connection<TokioIo<ClientIo>, S>;
+/// With upgrades: after a `101` it resolves, handing the socket to the request that
+/// asked for the switch (see [`crate::tunnel`]).
+type Http1<S> = http1::UpgradeableConnection<TokioIo<ClientIo>, S>;
 
 /// Serves a connection from its accept (or from its park) in a task of its own.
 pub fn spawn(
@@ -139,7 +141,11 @@ async fn drive(
     tokio::pin!(sleep);
     let (mut armed, mut sleep_registered) = (true, false);
     // Boxed, so that a parked connection's task holds a pointer, not hyper's state.
-    let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+    let mut conn = Box::new(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades(),
+    );
     let mut parking = false;
     loop {
         if stopping {
@@ -242,9 +248,16 @@ async fn drive(
                 return;
             }
             Outcome::Ended(Err(e)) => return note_conn_error(&ctx, &e),
-            Outcome::Ended(Ok(())) => return,
+            Outcome::Ended(Ok(())) => {
+                if let Some(tunnel) = state.take_tunnel() {
+                    // Boxed: a tunnel's state would otherwise enlarge every task.
+                    Box::pin(crate::client_tunnel::serve(*tunnel)).await;
+                }
+                return;
+            }
             Outcome::Idle if state.head_started() => {
-                let io = parts_of(conn).io.into_inner();
+                let Some(parts) = parts_of(conn) else { return };
+                let io = parts.io.into_inner();
                 // Boxed: rare, and its state would otherwise enlarge every
                 // connection's task.
                 return Box::pin(request_header_timeout(io, &ctx)).await;
@@ -256,7 +269,7 @@ async fn drive(
         // The socket and the service go back into their own slots: new bindings would
         // store them a second time in every connection's task.
         let read_buf = {
-            let parts = parts_of(conn);
+            let Some(parts) = parts_of(conn) else { return };
             io = parts.io.into_inner();
             service = parts.service;
             parts.read_buf
@@ -292,7 +305,11 @@ async fn drive(
             return;
         }
         sleep_registered = false;
-        conn = Box::new(builder.serve_connection(TokioIo::new(io), service));
+        conn = Box::new(
+            builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades(),
+        );
     }
 }
 
@@ -354,9 +371,10 @@ impl Drop for Parked {
 }
 
 /// Takes hyper's connection apart, freeing its box (moving out of a `Box` in place
-/// would keep the allocation until the variable is reassigned).
+/// would keep the allocation until the variable is reassigned). `None` after an
+/// upgrade, which took the socket.
 #[allow(clippy::boxed_local)] // the point is to take the box, so it is freed here
-fn parts_of<S>(conn: Box<Http1<S>>) -> http1::Parts<TokioIo<ClientIo>, S>
+fn parts_of<S>(conn: Box<Http1<S>>) -> Option<http1::Parts<TokioIo<ClientIo>, S>>
 where
     S: HttpService<Incoming, ResBody = crate::resp_body::RespBody>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -47,6 +47,12 @@ impl ClientIo {
         self.stream.take()
     }
 
+    /// The socket and what is still unread of the bytes pushed back, for a tunnel.
+    pub fn into_tunnel(mut self) -> Option<(ClientStream, Bytes)> {
+        let unread = std::mem::take(&mut self.unread);
+        self.stream.take().map(|s| (s, unread))
+    }
+
     fn stream(&mut self) -> io::Result<Pin<&mut ClientStream>> {
         match &mut self.stream {
             Some(s) => Ok(Pin::new(s)),

@@ -7,6 +7,7 @@
 //! driver reads `changed` right after that poll: no waker, no extra task wake-up per
 //! request.
 
+use crate::tunnel::Pending;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Shared by one client connection's driver, its socket wrapper and its requests.
@@ -28,6 +29,18 @@ pub struct ConnState {
     changed: AtomicBool,
     /// The last read of the socket found nothing to read (hyper waits for data).
     read_waiting: AtomicBool,
+    /// A protocol switch agreed with the origin, for the driver to run once hyper has
+    /// written the `101` and handed the connection over.
+    tunnel: TunnelSlot,
+}
+
+#[derive(Default)]
+struct TunnelSlot(parking_lot::Mutex<Option<Box<Pending>>>);
+
+impl std::fmt::Debug for TunnelSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TunnelSlot")
+    }
 }
 
 impl ConnState {
@@ -66,6 +79,15 @@ impl ConnState {
             && !self.busy.load(Relaxed)
             && !self.head_started.load(Relaxed)
             && !self.write_blocked.load(Relaxed)
+    }
+
+    /// The connection becomes a tunnel once hyper has written the `101`.
+    pub fn set_tunnel(&self, p: Pending) {
+        *self.tunnel.0.lock() = Some(Box::new(p));
+    }
+
+    pub(crate) fn take_tunnel(&self) -> Option<Box<Pending>> {
+        self.tunnel.0.lock().take()
     }
 
     /// Makes the connection end with a reset instead of a FIN.

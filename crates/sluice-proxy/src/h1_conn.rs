@@ -178,6 +178,55 @@ impl H1 {
     }
 }
 
+/// An HTTP/1.1 connection after a `101`: a plain byte stream, for a tunnel.
+pub struct Raw(H1);
+
+impl H1 {
+    /// Leaves HTTP: returns the stream and what the origin sent after the `101`'s head
+    /// (already read). Its buffers are freed: an idle tunnel holds none.
+    pub fn into_tunnel(mut self) -> (Raw, Vec<u8>) {
+        let first = self.buf.to_vec();
+        self.buf = BytesMut::new();
+        self.out = Vec::new();
+        (Raw(self), first)
+    }
+}
+
+impl Raw {
+    /// Closes with a reset when dropped (the tunnel's other side failed).
+    pub fn reset_on_close(&mut self) {
+        self.0.abandon();
+    }
+}
+
+impl AsyncRead for Raw {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Raw {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0.io).poll_shutdown(cx)
+    }
+}
+
 /// Where a response body is: what is left of it, by its framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyState {

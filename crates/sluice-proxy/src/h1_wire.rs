@@ -159,6 +159,13 @@ pub fn parse_response_head(
         let value_at = h.value.as_ptr() as usize - base;
         spans.push((name_at, h.name.len(), value_at, h.value.len()));
     }
+    // A 101 names the protocol both sides switch to: its `Upgrade` (hop-by-hop, so
+    // not among the spans) goes on to the client with the `Connection: upgrade` that
+    // makes the answer an upgrade.
+    let upgrade = (status == StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| raw.iter().find(|h| h.name.eq_ignore_ascii_case("upgrade")))
+        .flatten()
+        .map(|h| (h.value.as_ptr() as usize - base, h.value.len()));
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
     for (name_at, name_len, value_at, value_len) in spans {
@@ -172,6 +179,12 @@ pub fn parse_response_head(
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
             .map_err(|_| format!("invalid value of response header {name}"))?;
         headers.append(name, value);
+    }
+    if let Some((at, len)) = upgrade {
+        let value = HeaderValue::from_maybe_shared(head.slice(at..at + len))
+            .map_err(|_| "invalid value of the 101's Upgrade header".to_string())?;
+        headers.insert(header::UPGRADE, value);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     Ok(Some(RespHead {
         status,

@@ -9,6 +9,7 @@ mod build;
 mod cause;
 mod client_conn;
 mod client_io;
+mod client_tunnel;
 mod clock;
 mod conn_ctx;
 mod conn_state;
@@ -33,6 +34,8 @@ mod resp_body;
 mod router;
 mod runtime;
 mod server;
+mod tunnel;
+mod upgrade;
 mod upstream;
 
 pub use background::{start as start_background, start_backends, start_maintenance, stop_backends};

@@ -11,19 +11,21 @@ use crate::error::{self, ProxyError, Retry};
 use crate::head;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
-use crate::metrics::{Metrics, Name, RequestLabels};
+use crate::metrics::{Metrics, Name, RequestLabels, TunnelLabels};
 use crate::passive;
 use crate::registry::Registry;
 use crate::req_body::{ReqBody, Upload};
 use crate::resp_body::{RespBody, UpBody};
 use crate::runtime::Runtime;
+use crate::upgrade::{self, Switch};
 use crate::upstream::h1::{self, Failed};
 use crate::upstream::{self, Conn, Pools, Upstream};
 use arc_swap::ArcSwap;
 use http::header::HeaderValue;
 use http::request::Parts;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
 use sluice_net::ClientAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -94,6 +96,11 @@ impl Proxy {
         &self.registry.metrics
     }
 
+    /// Closes every tunnel: sluice's drain time is over.
+    pub fn close_tunnels(&self) {
+        self.registry.tunnels.close_all();
+    }
+
     /// Answers one client request. Never fails: errors become 4xx/5xx responses that
     /// carry a `sluice-error` header.
     pub async fn handle(&self, req: Request<Incoming>, client: &ClientInfo) -> Response<RespBody> {
@@ -148,7 +155,14 @@ impl Proxy {
             },
         );
 
+        let upgrade = upgrade::requested(&parts);
+        let on_upgrade = upgrade
+            .as_ref()
+            .and_then(|_| parts.extensions.remove::<OnUpgrade>());
         head::prepare_upstream_head(&mut parts, client.addr, &host);
+        if let Some(u) = upgrade.filter(|_| on_upgrade.is_some()) {
+            upgrade::keep_on(&mut parts.headers, u);
+        }
         let (body, upload) = if body.is_end_stream() {
             (ReqBody::Empty, None)
         } else {
@@ -157,11 +171,36 @@ impl Proxy {
         };
         let req = Request::from_parts(parts, body);
 
-        match self.forward(backend, req, hash, upload.as_deref()).await {
+        let switching = on_upgrade.is_some();
+        match self
+            .forward(backend, req, hash, upload.as_deref(), switching)
+            .await
+        {
             Ok((resp, up, reused)) => {
                 if let Some(l) = &mut done.log {
                     l.reused = reused;
                     l.upstream = Some(up.slot.member().label.clone());
+                }
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    let s = Switch {
+                        on_upgrade,
+                        conn: &client.conn,
+                        labels: TunnelLabels {
+                            route: route.label.clone(),
+                            backend: backend.name.clone(),
+                        },
+                        idle: backend.settings.tunnel_idle,
+                        tunnels: &self.registry.tunnels,
+                        metrics: &self.registry.metrics.tunnels,
+                    };
+                    return match upgrade::switch(resp, up, s, request_id.clone()) {
+                        Ok(mut resp) => {
+                            done.labels.status = resp.status().as_u16();
+                            resp.body_mut().on_complete(done);
+                            resp
+                        }
+                        Err(e) => self.fail(e, done, &request_id, Some(backend)),
+                    };
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 // An HTTP/1.1 head sluice parsed itself has none left.
@@ -179,7 +218,9 @@ impl Proxy {
         }
     }
 
-    /// Sends `req` to a server of `backend` and returns the response head.
+    /// Sends `req` to a server of `backend` and returns the response head. `upgrade`:
+    /// the request asks for a protocol switch, so it goes over HTTP/1.1 and a `101`
+    /// may answer it.
     ///
     /// Retries:
     /// - a request hyper hands back unsent, or one cut by the origin closing a pooled
@@ -195,6 +236,7 @@ impl Proxy {
         mut req: Request<ReqBody>,
         hash: Option<u64>,
         upload: Option<&Upload>,
+        upgrade: bool,
     ) -> Result<(Response<UpBody>, Upstream, bool), ProxyError> {
         let settings = &backend.settings;
         let replayable = matches!(req.body(), ReqBody::Empty)
@@ -206,8 +248,15 @@ impl Proxy {
         loop {
             let slot = limit::acquire(backend, hash, avoid.as_ref()).await?;
             let server = slot.member().clone();
-            let acquired =
-                upstream::acquire(self.pools(), self.metrics(), backend, &server, fresh).await;
+            let acquired = upstream::acquire(
+                self.pools(),
+                self.metrics(),
+                backend,
+                &server,
+                fresh,
+                upgrade,
+            )
+            .await;
             let (conn, reused) = match acquired {
                 Ok(c) => c,
                 Err(e) => {
@@ -241,7 +290,7 @@ impl Proxy {
                 Some(Conn::H1(p)) => {
                     p.note_request();
                     head::to_h1_form(&mut req);
-                    response_head(h1::send(&mut p.conn, req), timeout, upload)
+                    response_head(h1::send(&mut p.conn, req, upgrade), timeout, upload)
                         .await
                         .map(|r| r.map(|resp| resp.map(UpBody::H1)))
                 }

@@ -4,6 +4,7 @@
 
 use crate::backend::{Backend, ServerCatalog};
 use crate::metrics::Metrics;
+use crate::tunnel::Tunnels;
 use crate::upstream::Pools;
 use parking_lot::Mutex;
 use sluice_pool::SharedQueue;
@@ -14,6 +15,7 @@ pub struct Registry {
     pub pools: Pools,
     pub metrics: Metrics,
     pub catalog: Arc<ServerCatalog>,
+    pub tunnels: Tunnels,
     queues: Mutex<HashMap<String, Weak<parking_lot::Mutex<sluice_pool::QueueState<Backend>>>>>,
 }
 
@@ -24,6 +26,7 @@ impl Registry {
             catalog: Arc::new(ServerCatalog::new(metrics.clone(), pools.h1.clone())),
             pools,
             metrics,
+            tunnels: Tunnels::default(),
             queues: Mutex::new(HashMap::new()),
         }
     }

@@ -12,6 +12,7 @@
 //! * [`Sluice`]: the real binary as a child process, with its logs collected.
 //! * [`client`]: one-connection-per-call clients, raw sockets, streaming uploads and
 //!   downloads.
+//! * [`WsOrigin`], [`WsClient`]: a WebSocket echo origin and client, for tunnels.
 //! * [`reload`]: rewriting a running sluice's config and reloading it (SIGHUP, admin
 //!   `POST /reload`, file watch), and reading the outcome (`/config`, metrics, log).
 //!
@@ -60,6 +61,7 @@ mod process;
 pub mod raw;
 pub mod reload;
 mod wait;
+pub mod ws;
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +78,7 @@ pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use raw::{Ending, RawConn};
 pub use reload::{check_config, ReloadCounts};
 pub use wait::DEFAULT_WAIT;
+pub use ws::{WsClient, WsCounts, WsOrigin};
 
 /// Re-exported so tests need no direct dependency to build requests and bodies.
 pub use {bytes, http, http_body_util, serde_json, tempfile};

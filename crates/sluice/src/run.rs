@@ -158,10 +158,15 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     let drains = reloader.listeners().lock().await.shutdown().await;
     // Every connection saw the stop signal itself; this only waits for them to end.
     let all = futures_util::future::join_all(drains.into_iter().map(|d| d.wait()));
-    match tokio::time::timeout(drain, all).await {
+    tokio::pin!(all);
+    match tokio::time::timeout(drain, &mut all).await {
         Ok(_) => tracing::info!("drained; exiting"),
         Err(_) => {
-            tracing::warn!(drain_timeout = ?drain, "drain timeout reached; closing remaining connections")
+            tracing::warn!(drain_timeout = ?drain, "drain timeout reached; closing remaining connections");
+            // Tunnels (WebSockets) never finish on their own: they are closed now, each
+            // side getting its end, and given a moment to send it.
+            proxy.close_tunnels();
+            let _ = tokio::time::timeout(TUNNEL_CLOSE_GRACE, &mut all).await;
         }
     }
     reaper.abort();
@@ -170,6 +175,9 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     proxy.pools().h2.clear();
     Ok(())
 }
+
+/// How long closed tunnels get to pass their ends on before the process exits.
+const TUNNEL_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Samples the runtime's live task count into `gauge` every second.
 fn sample_tasks(gauge: Gauge) -> tokio::task::JoinHandle<()> {

@@ -78,6 +78,11 @@ impl H1Body {
         polled
     }
 
+    /// The whole request went out.
+    pub fn upload_done(&self) -> bool {
+        self.rest.is_none()
+    }
+
     /// The response is over: an upload not finished by now leaves the connection in
     /// an unknown state.
     pub fn end(&mut self, h1: &mut H1) {
@@ -88,8 +93,13 @@ impl H1Body {
 }
 
 /// Sends `req` on `h1` and reads the response head. The body that follows is read
-/// with [`H1Body::poll_frame`].
-pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<H1Body>, Failed> {
+/// with [`H1Body::poll_frame`]. `upgrade`: the request asks for a protocol switch, so
+/// a `101` is its answer (and the connection then leaves HTTP for good).
+pub async fn send(
+    h1: &mut H1,
+    req: Request<ReqBody>,
+    upgrade: bool,
+) -> Result<Response<H1Body>, Failed> {
     let (parts, mut body) = req.into_parts();
     let framing = if body.is_end_stream() {
         ReqFraming::None
@@ -131,7 +141,7 @@ pub async fn send(h1: &mut H1, req: Request<ReqBody>) -> Result<Response<H1Body>
                 _ => {}
             }
         }
-        match poll_head(h1, cx, head_request, &mut heard) {
+        match poll_head(h1, cx, head_request, upgrade, &mut heard) {
             // After a failed write the read side is still waited for: the socket's
             // readiness may not show yet what arrived before the origin's reset, and
             // a reset socket answers promptly (the response timeout bounds it anyway).
@@ -240,11 +250,13 @@ fn poll_upload(
     }
 }
 
-/// Reads until a final response head is complete (informational ones are skipped).
+/// Reads until a final response head is complete (informational ones are skipped;
+/// a `101` is final when the request asked for an upgrade).
 fn poll_head(
     h1: &mut H1,
     cx: &mut Context<'_>,
     head_request: bool,
+    upgrade: bool,
     heard: &mut bool,
 ) -> Poll<Result<h1_wire::RespHead, ProxyError>> {
     let failed = |mut e: ProxyError, heard: bool| {
@@ -258,6 +270,10 @@ fn poll_head(
     loop {
         if !h1.buf.is_empty() {
             match h1_wire::parse_response_head(&mut h1.buf, head_request) {
+                Ok(Some(head)) if head.status == StatusCode::SWITCHING_PROTOCOLS && upgrade => {
+                    h1.retire();
+                    return Poll::Ready(Ok(head));
+                }
                 Ok(Some(head)) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
                     return Poll::Ready(Err(ProxyError::new(
                         Cause::UpstreamProtocolError,

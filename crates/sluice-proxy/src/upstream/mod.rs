@@ -37,29 +37,40 @@ pub enum Conn {
 /// without [`Upstream::release`], its exchange was abandoned: an HTTP/1.1 connection is
 /// then closed at once (its state is unknown), an HTTP/2 stream is reset by hyper.
 pub struct Upstream {
-    conn: Option<Conn>,
+    conn: Held,
     pools: Pools,
     /// Dropped after `conn`, so a queued request that gets the slot finds the
     /// connection already back in the pool.
     pub slot: Slot,
 }
 
+/// The connection of an [`Upstream`]; abandons an HTTP/1.1 one still held when dropped.
+struct Held(Option<Conn>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(Conn::H1(pooled)) = &mut self.0 {
+            pooled.conn.abandon();
+        }
+    }
+}
+
 impl Upstream {
     pub fn new(conn: Conn, pools: Pools, slot: Slot) -> Self {
         Self {
-            conn: Some(conn),
+            conn: Held(Some(conn)),
             pools,
             slot,
         }
     }
 
     pub fn conn_mut(&mut self) -> Option<&mut Conn> {
-        self.conn.as_mut()
+        self.conn.0.as_mut()
     }
 
     /// The HTTP/1.1 connection, when the exchange is on one.
     pub fn h1_mut(&mut self) -> Option<&mut H1> {
-        match &mut self.conn {
+        match &mut self.conn.0 {
             Some(Conn::H1(p)) => Some(&mut p.conn),
             _ => None,
         }
@@ -72,19 +83,20 @@ impl Upstream {
     /// After a complete exchange: an HTTP/1.1 connection goes back to the pool (which
     /// closes it if it is dead or worn out, and so do we if its server left).
     pub fn release(mut self) {
-        if let Some(Conn::H1(pooled)) = self.conn.take() {
+        if let Some(Conn::H1(pooled)) = self.conn.0.take() {
             let server = self.slot.member();
             if server.available() {
                 server.idle.checkin(pooled);
             }
         }
     }
-}
 
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(Conn::H1(pooled)) = &mut self.conn {
-            pooled.conn.abandon();
+    /// After a `101`: the HTTP/1.1 connection leaves the pool for good, with the slot
+    /// it holds on its server for as long as the tunnel lasts.
+    pub fn into_tunnel(mut self) -> Option<(H1, Slot)> {
+        match self.conn.0.take() {
+            Some(Conn::H1(pooled)) => Some((pooled.conn, self.slot)),
+            _ => None,
         }
     }
 }
@@ -114,16 +126,19 @@ fn wants_h2(backend: &Backend, server: &Server) -> bool {
 }
 
 /// A connection for one request to `server`: pooled or new. `fresh` skips the
-/// HTTP/1.1 pool (after a pooled connection turned out dead). Returns whether it was reused.
+/// HTTP/1.1 pool (after a pooled connection turned out dead); `http1` never uses
+/// HTTP/2 (an upgrade request, whose connection becomes a tunnel: a new one then
+/// offers only `http/1.1` in ALPN). Returns whether it was reused.
 pub async fn acquire(
     pools: &Pools,
     metrics: &Metrics,
     backend: &Arc<Backend>,
     server: &Arc<Server>,
     fresh: bool,
+    http1: bool,
 ) -> Result<(Conn, bool), ProxyError> {
     for round in 0..H2_OPEN_ROUNDS {
-        if !wants_h2(backend, server) {
+        if http1 || !wants_h2(backend, server) {
             break;
         }
         if let Some(s) = h2::checkout(&pools.h2, backend, server) {
@@ -145,7 +160,7 @@ pub async fn acquire(
         }
     }
     // (Under `auto`, a race with the first negotiation can still bring h2 here.)
-    new_conn(pools, metrics, backend, server).await
+    new_conn(pools, metrics, backend, server, http1).await
 }
 
 /// Waits for the connection `server` is opening (starting the open if none is), so
@@ -220,8 +235,9 @@ async fn new_conn(
     metrics: &Metrics,
     backend: &Backend,
     server: &Server,
+    http1: bool,
 ) -> Result<(Conn, bool), ProxyError> {
-    match open_registered(pools, metrics, backend, server).await? {
+    match open_registered(pools, metrics, backend, server, http1).await? {
         Some(h1) => Ok((Conn::H1(h1), false)),
         None => h2::checkout(&pools.h2, backend, server)
             .map(|s| (Conn::H2(s), false))
@@ -245,7 +261,7 @@ async fn open_into_pool(
     backend: &Backend,
     server: &Server,
 ) -> Result<(), ProxyError> {
-    if let Some(h1) = open_registered(pools, metrics, backend, server).await? {
+    if let Some(h1) = open_registered(pools, metrics, backend, server, false).await? {
         server.idle.checkin(h1);
     }
     Ok(())
@@ -253,14 +269,19 @@ async fn open_into_pool(
 
 /// Connects and handshakes. HTTP/2 (ALPN `h2` over TLS, or `protocol: http2` on plain
 /// TCP) goes into the h2 pool and gives `None`; HTTP/1.1 gives the new connection.
-/// Records what the server speaks, for `auto`.
+/// Records what the server speaks, for `auto`. `http1`: offer and speak only
+/// HTTP/1.1 (a tunnel's connection), which says nothing about the server.
 async fn open_registered(
     pools: &Pools,
     metrics: &Metrics,
     backend: &Backend,
     server: &Server,
+    http1: bool,
 ) -> Result<Option<Pooled<H1>>, ProxyError> {
-    let (stream, guard) = open::connect(metrics, backend, server).await?;
+    let (stream, guard) = open::connect(metrics, backend, server, http1).await?;
+    if http1 {
+        return Ok(Some(open::new_h1(backend, server, stream, guard)));
+    }
     let h2 = if backend.settings.tls {
         stream.alpn() == Some(b"h2")
     } else {

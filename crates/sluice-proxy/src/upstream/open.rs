@@ -9,18 +9,28 @@ use crate::metrics::GaugeGuard;
 use crate::metrics::{ErrnoLabels, Metrics, Name, SourceLabels};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use sluice_config::Protocol;
 use sluice_net::UpstreamStream;
 use sluice_pool::Pooled;
 
 /// Connect (+ TLS), recording timings, errors by errno and the source address used.
+/// `http1`: offer only `http/1.1` in ALPN (for a tunnel).
 pub async fn connect(
     metrics: &Metrics,
     backend: &Backend,
     server: &Server,
+    http1: bool,
 ) -> Result<(UpstreamStream, GaugeGuard), ProxyError> {
+    let h1_target;
+    let target = if http1 && backend.settings.tls && backend.settings.protocol != Protocol::Http1 {
+        h1_target = server.target.http1_only();
+        &h1_target
+    } else {
+        &server.target
+    };
     match backend
         .connector
-        .connect(&server.target, backend.settings.connect_timeout)
+        .connect(target, backend.settings.connect_timeout)
         .await
     {
         Ok((stream, timings)) => {

@@ -1,6 +1,10 @@
 //! The data path's Prometheus metrics. Names start with `sluice_` and say their unit;
 //! label sets are small and bounded by the config (route, backend, status, cause).
 
+mod tunnel;
+
+pub use tunnel::{TunnelLabels, TunnelMetrics};
+
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -140,6 +144,7 @@ pub struct Metrics {
     pub h2_streams_per_connection: Family<BackendLabels, Histogram>,
     /// How many live servers use each server label set (two generations can hold two
     /// server objects with the same labels for a moment).
+    pub tunnels: TunnelMetrics,
     server_refs: Arc<parking_lot::Mutex<std::collections::HashMap<ServerLabels, usize>>>,
     pub request_series: RequestSeries,
 }
@@ -288,6 +293,7 @@ fn histograms() -> Family<BackendLabels, Histogram> {
 impl Metrics {
     /// Creates the families and registers them under `sluice_`.
     pub fn register(registry: &mut Registry) -> Self {
+        let tunnels = TunnelMetrics::register(registry.sub_registry_with_prefix("sluice"));
         let m = Self {
             requests: Family::default(),
             request_duration: histograms(),
@@ -321,6 +327,7 @@ impl Metrics {
             h2_streams_per_connection: Family::new_with_constructor(|| {
                 Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
             }),
+            tunnels,
             server_refs: Default::default(),
             request_series: Default::default(),
         };
