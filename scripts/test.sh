@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, end-to-end tests through the real binary (real
 # sockets, real TLS, in-process origins), and `sluice check` on every example config.
-# Needs the Rust toolchain and `ss` (iproute2, present on any Linux); nothing is installed.
+# Needs the Rust toolchain and `ss` (iproute2, present on any Linux); the clients the
+# forward-proxy tests drive (curl, PHP curl, Python requests) are installed by
+# scripts/test-deps.sh if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/test-deps.sh
 cargo build --locked -p sluice
 for f in examples/*.yaml; do
   target/debug/sluice check --config "$f"

@@ -12,6 +12,7 @@ mod diff_text;
 mod duration;
 mod error;
 mod file;
+mod forward;
 pub mod limits;
 mod model;
 mod nesting;
@@ -21,6 +22,7 @@ pub use canonical::{canonical, canonical_backend, canonicalize, same};
 pub use diff::{diff, route_id, Changed, Changes, ConfigDiff, PoolChanges};
 pub use error::ConfigError;
 pub use file::read_bounded;
+pub use forward::*;
 pub use model::*;
 
 use std::path::Path;

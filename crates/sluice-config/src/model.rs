@@ -175,6 +175,9 @@ pub struct Listener {
     /// a client that really left is then only noticed by the timeouts.
     #[serde(default)]
     pub half_close: bool,
+    /// Makes this a forward-proxy listener (see [`crate::Forward`]).
+    #[serde(default)]
+    pub forward: Option<crate::Forward>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -8,7 +8,15 @@ const EVERYTHING: &str = "
 runtime: {workers: 1}
 admin: {bind: '127.0.0.1:9000'}
 resolver: {nameservers: ['10.0.0.53:53']}
-listeners: [{name: e, bind: unix:/tmp/e.sock, mode: '0660'}]
+listeners:
+  - {name: e, bind: unix:/tmp/e.sock, mode: '0660'}
+  - name: f
+    bind: '127.0.0.1:0'
+    forward:
+      originate_tls: [api.example.com]
+      connect: {}
+      auth: {basic_file: USERS}
+      policy: {allow: [{host: '*', ports: [443], cidr: 10.0.0.0/8}]}
 routes: [{host: a.example.com, backend: a}]
 backends:
   - name: a
@@ -50,7 +58,14 @@ fn the_readme_documents_every_config_field() -> Result<(), String> {
         .and_then(|(_, rest)| rest.split("\n## ").next())
         .ok_or("README has no Configuration reference section")?;
     let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let config = parse("t.yaml", &EVERYTHING.replace("CA", ca)).map_err(|e| e.to_string())?;
+    let users = std::env::temp_dir().join(format!("sluice-reference-users-{}", std::process::id()));
+    std::fs::write(&users, "u:p\n").map_err(|e| e.to_string())?;
+    let yaml = EVERYTHING
+        .replace("CA", ca)
+        .replace("USERS", &users.display().to_string());
+    let parsed = parse("t.yaml", &yaml).map_err(|e| e.to_string());
+    let _ = std::fs::remove_file(&users);
+    let config = parsed?;
     let value = serde_json::to_value(&config).map_err(|e| e.to_string())?;
     let mut fields = Vec::new();
     leaves("", &value, &mut fields);

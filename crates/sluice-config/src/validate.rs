@@ -55,6 +55,9 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
             l.request_header_timeout.get(),
         )?;
         positive(&at("send_timeout"), l.send_timeout.get())?;
+        if let Some(f) = &l.forward {
+            forward(f, &format!("listeners[{i}].forward"))?;
+        }
         positive(
             &at("request_body_idle_timeout"),
             l.request_body_idle_timeout.get(),
@@ -81,143 +84,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if b.servers.is_empty() {
             return err(at("servers"), "at least one server is required");
         }
-        if let Some(tls) = &b.tls {
-            if let Some(sni) = &tls.sni {
-                if sni.is_empty() || sni.contains(['/', ' ', ':']) {
-                    return err(at("tls.sni"), format!("{sni:?} is not a valid server name"));
-                }
-            } else if let Some(j) = b
-                .servers
-                .iter()
-                .position(|s| matches!(s, ServerAddr::Unix(_)))
-            {
-                return err(
-                    at(&format!("servers[{j}]")),
-                    "a unix: server with TLS needs tls.sni (there is no host name to verify)",
-                );
-            }
-            if let Some(ca) = &tls.ca_file {
-                check_ca_file(ca).or_else(|why| {
-                    err(
-                        at("tls.ca_file"),
-                        format!("cannot read {}: {why}", ca.display()),
-                    )
-                })?;
-            }
-        }
-        if b.pool.max_idle_per_server == 0 {
-            // Allowed: disables pooling (every request opens a connection). Kept for benchmarks.
-        }
-        positive(&at("pool.idle_timeout"), b.pool.idle_timeout.get())?;
-        positive(&at("timeouts.connect"), b.timeouts.connect.get())?;
-        positive(&at("timeouts.response"), b.timeouts.response.get())?;
-        positive(&at("timeouts.queue"), b.timeouts.queue.get())?;
-        positive(
-            &at("timeouts.response_body_idle"),
-            b.timeouts.response_body_idle.get(),
-        )?;
-        positive(&at("timeouts.tunnel"), b.timeouts.tunnel.get())?;
-        match (&b.balance, &b.hash_on) {
-            (crate::Balance::Hash, None) => {
-                return err(
-                    at("hash_on"),
-                    "balance: hash needs hash_on (client_ip or header:<Name>)",
-                )
-            }
-            (crate::Balance::Hash, Some(_)) | (_, None) => {}
-            (_, Some(_)) => return err(at("hash_on"), "only used with balance: hash"),
-        }
-        if b.pool.max_concurrent_streams == 0 {
-            return err(at("pool.max_concurrent_streams"), "must be at least 1");
-        }
-        at_most(
-            &at("pool.min_idle_per_server"),
-            b.pool.min_idle_per_server,
-            MAX_MIN_IDLE_PER_SERVER,
-        )?;
-        if b.pool.min_idle_per_server > b.pool.max_idle_per_server {
-            return err(
-                at("pool.min_idle_per_server"),
-                format!(
-                    "{} is more than pool.max_idle_per_server ({})",
-                    b.pool.min_idle_per_server, b.pool.max_idle_per_server
-                ),
-            );
-        }
-        if b.tcp.keepalive_count == 0 {
-            return err(at("tcp.keepalive_count"), "must be at least 1");
-        }
-        at_most(
-            &at("tcp.keepalive_count"),
-            b.tcp.keepalive_count,
-            MAX_KEEPALIVE_COUNT,
-        )?;
-        if !b.tcp.keepalive_idle.get().is_zero() {
-            keepalive_secs(
-                &at("tcp.keepalive_idle"),
-                b.tcp.keepalive_idle.get(),
-                "0s (off) or ",
-            )?;
-        }
-        keepalive_secs(
-            &at("tcp.keepalive_interval"),
-            b.tcp.keepalive_interval.get(),
-            "",
-        )?;
-        positive(&at("dns.min_ttl"), b.dns.min_ttl.get())?;
-        positive(&at("dns.retry_interval"), b.dns.retry_interval.get())?;
-        if b.dns.max_ttl < b.dns.min_ttl {
-            return err(at("dns.max_ttl"), "must not be less than dns.min_ttl");
-        }
-        if let Some(hc) = &b.health.check {
-            check_request_path(&hc.path).or_else(|why| err(at("health.check.path"), why))?;
-            if let Some(host) = &hc.host {
-                check_host_header(host).or_else(|why| err(at("health.check.host"), why))?;
-            }
-            positive(&at("health.check.interval"), hc.interval.get())?;
-            positive(&at("health.check.timeout"), hc.timeout.get())?;
-            if hc.rise == 0 {
-                return err(at("health.check.rise"), "must be at least 1");
-            }
-            if hc.fall == 0 {
-                return err(at("health.check.fall"), "must be at least 1");
-            }
-        }
-        if let Some(p) = &b.health.passive {
-            if p.consecutive_failures == 0 {
-                return err(
-                    at("health.passive.consecutive_failures"),
-                    "must be at least 1",
-                );
-            }
-            positive(&at("health.passive.ejection_time"), p.ejection_time.get())?;
-            if p.max_ejection_time < p.ejection_time {
-                return err(
-                    at("health.passive.max_ejection_time"),
-                    "must not be less than health.passive.ejection_time",
-                );
-            }
-        }
-        at_most(
-            &at("retries.attempts"),
-            b.retries.attempts,
-            MAX_RETRY_ATTEMPTS,
-        )?;
-        let ratio = b.retries.budget.ratio;
-        if !(0.0..=1.0).contains(&ratio) {
-            return err(
-                at("retries.budget.ratio"),
-                format!("{ratio} is not between 0 and 1"),
-            );
-        }
-        if !b.source_addresses.is_empty()
-            && b.servers.iter().all(|s| matches!(s, ServerAddr::Unix(_)))
-        {
-            return err(
-                at("source_addresses"),
-                "all servers are unix: sockets; source addresses only apply to TCP",
-            );
-        }
+        backend_settings(b, &at)?;
     }
     if let Some(r) = &c.resolver {
         if r.nameservers.is_empty() {
@@ -270,6 +137,191 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
     c.routes
         .sort_by(|a, b| (&a.host, &a.path_prefix).cmp(&(&b.host, &b.path_prefix)));
     Ok(())
+}
+
+/// The settings of one backend (or a forward listener's destination template), with
+/// `at` naming their fields; the name and servers are checked by the caller.
+pub(crate) fn backend_settings(
+    b: &crate::Backend,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), Invalid> {
+    if let Some(tls) = &b.tls {
+        if let Some(sni) = &tls.sni {
+            if sni.is_empty() || sni.contains(['/', ' ', ':']) {
+                return err(at("tls.sni"), format!("{sni:?} is not a valid server name"));
+            }
+        } else if let Some(j) = b
+            .servers
+            .iter()
+            .position(|s| matches!(s, ServerAddr::Unix(_)))
+        {
+            return err(
+                at(&format!("servers[{j}]")),
+                "a unix: server with TLS needs tls.sni (there is no host name to verify)",
+            );
+        }
+        if let Some(ca) = &tls.ca_file {
+            check_ca_file(ca).or_else(|why| {
+                err(
+                    at("tls.ca_file"),
+                    format!("cannot read {}: {why}", ca.display()),
+                )
+            })?;
+        }
+    }
+    if b.pool.max_idle_per_server == 0 {
+        // Allowed: disables pooling (every request opens a connection). Kept for benchmarks.
+    }
+    positive(&at("pool.idle_timeout"), b.pool.idle_timeout.get())?;
+    positive(&at("timeouts.connect"), b.timeouts.connect.get())?;
+    positive(&at("timeouts.response"), b.timeouts.response.get())?;
+    positive(&at("timeouts.queue"), b.timeouts.queue.get())?;
+    positive(
+        &at("timeouts.response_body_idle"),
+        b.timeouts.response_body_idle.get(),
+    )?;
+    positive(&at("timeouts.tunnel"), b.timeouts.tunnel.get())?;
+    match (&b.balance, &b.hash_on) {
+        (crate::Balance::Hash, None) => {
+            return err(
+                at("hash_on"),
+                "balance: hash needs hash_on (client_ip or header:<Name>)",
+            )
+        }
+        (crate::Balance::Hash, Some(_)) | (_, None) => {}
+        (_, Some(_)) => return err(at("hash_on"), "only used with balance: hash"),
+    }
+    if b.pool.max_concurrent_streams == 0 {
+        return err(at("pool.max_concurrent_streams"), "must be at least 1");
+    }
+    at_most(
+        &at("pool.min_idle_per_server"),
+        b.pool.min_idle_per_server,
+        MAX_MIN_IDLE_PER_SERVER,
+    )?;
+    if b.pool.min_idle_per_server > b.pool.max_idle_per_server {
+        return err(
+            at("pool.min_idle_per_server"),
+            format!(
+                "{} is more than pool.max_idle_per_server ({})",
+                b.pool.min_idle_per_server, b.pool.max_idle_per_server
+            ),
+        );
+    }
+    if b.tcp.keepalive_count == 0 {
+        return err(at("tcp.keepalive_count"), "must be at least 1");
+    }
+    at_most(
+        &at("tcp.keepalive_count"),
+        b.tcp.keepalive_count,
+        MAX_KEEPALIVE_COUNT,
+    )?;
+    if !b.tcp.keepalive_idle.get().is_zero() {
+        keepalive_secs(
+            &at("tcp.keepalive_idle"),
+            b.tcp.keepalive_idle.get(),
+            "0s (off) or ",
+        )?;
+    }
+    keepalive_secs(
+        &at("tcp.keepalive_interval"),
+        b.tcp.keepalive_interval.get(),
+        "",
+    )?;
+    positive(&at("dns.min_ttl"), b.dns.min_ttl.get())?;
+    positive(&at("dns.retry_interval"), b.dns.retry_interval.get())?;
+    if b.dns.max_ttl < b.dns.min_ttl {
+        return err(at("dns.max_ttl"), "must not be less than dns.min_ttl");
+    }
+    if let Some(hc) = &b.health.check {
+        check_request_path(&hc.path).or_else(|why| err(at("health.check.path"), why))?;
+        if let Some(host) = &hc.host {
+            check_host_header(host).or_else(|why| err(at("health.check.host"), why))?;
+        }
+        positive(&at("health.check.interval"), hc.interval.get())?;
+        positive(&at("health.check.timeout"), hc.timeout.get())?;
+        if hc.rise == 0 {
+            return err(at("health.check.rise"), "must be at least 1");
+        }
+        if hc.fall == 0 {
+            return err(at("health.check.fall"), "must be at least 1");
+        }
+    }
+    if let Some(p) = &b.health.passive {
+        if p.consecutive_failures == 0 {
+            return err(
+                at("health.passive.consecutive_failures"),
+                "must be at least 1",
+            );
+        }
+        positive(&at("health.passive.ejection_time"), p.ejection_time.get())?;
+        if p.max_ejection_time < p.ejection_time {
+            return err(
+                at("health.passive.max_ejection_time"),
+                "must not be less than health.passive.ejection_time",
+            );
+        }
+    }
+    at_most(
+        &at("retries.attempts"),
+        b.retries.attempts,
+        MAX_RETRY_ATTEMPTS,
+    )?;
+    let ratio = b.retries.budget.ratio;
+    if !(0.0..=1.0).contains(&ratio) {
+        return err(
+            at("retries.budget.ratio"),
+            format!("{ratio} is not between 0 and 1"),
+        );
+    }
+    if !b.source_addresses.is_empty() && b.servers.iter().all(|s| matches!(s, ServerAddr::Unix(_)))
+    {
+        return err(
+            at("source_addresses"),
+            "all servers are unix: sockets; source addresses only apply to TCP",
+        );
+    }
+    Ok(())
+}
+
+/// Checks a forward listener's settings; `at` is its path (`listeners[0].forward`).
+pub(crate) fn forward(f: &crate::Forward, at: &str) -> Result<(), Invalid> {
+    let fail = |field: String, reason: String| Err((format!("{at}.{field}"), reason));
+    for (j, p) in f.originate_tls.iter().enumerate() {
+        if let Err(e) = sluice_policy::HostPattern::parse(p) {
+            return fail(format!("originate_tls[{j}]"), e);
+        }
+    }
+    if let Some(c) = &f.connect {
+        if c.ports.is_empty() || c.ports.contains(&0) {
+            return fail(
+                "connect.ports".into(),
+                "list the ports CONNECT may reach (e.g. [443]); 0 is not a port".into(),
+            );
+        }
+    }
+    if f.max_destinations == 0 || f.max_destinations > crate::MAX_DESTINATIONS {
+        return fail(
+            "max_destinations".into(),
+            format!("must be between 1 and {}", crate::MAX_DESTINATIONS),
+        );
+    }
+    if f.destination_idle_timeout.get().is_zero() {
+        return fail(
+            "destination_idle_timeout".into(),
+            "must be greater than zero".into(),
+        );
+    }
+    if let Err(e) = f.policy.compile() {
+        return fail(format!("policy.{}", e.field), e.reason);
+    }
+    if let Some(auth) = &f.auth {
+        if let Err(why) = crate::read_credentials(&auth.basic_file) {
+            return fail("auth.basic_file".into(), why);
+        }
+    }
+    let template = f.backend_for("destination".into(), "destination.invalid", 443, true);
+    backend_settings(&template, &|field| format!("{at}.destination.{field}"))
 }
 
 /// Port 0 asks the kernel for any free port, so it never clashes.

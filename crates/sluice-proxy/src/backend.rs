@@ -305,6 +305,8 @@ pub struct Backend {
     pub definition: String,
     /// Its background work (DNS refresh, health checks); aborted when it leaves.
     tasks: Mutex<Vec<AbortHandle>>,
+    /// A forward listener's destination: the policy its resolved addresses pass.
+    pub egress: std::sync::OnceLock<crate::egress::Egress>,
 }
 
 impl Backend {
@@ -344,6 +346,7 @@ impl Backend {
             catalog,
             definition,
             tasks: Mutex::new(Vec::new()),
+            egress: std::sync::OnceLock::new(),
         }
     }
 

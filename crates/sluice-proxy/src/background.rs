@@ -45,7 +45,7 @@ pub async fn start_backends(
         futures_util::future::join_all(
             backends
                 .iter()
-                .map(|backend| dns::start(resolver, backend, proxy)),
+                .map(|backend| dns::start(resolver, backend, proxy.registry())),
         )
         .await;
     }
@@ -74,6 +74,9 @@ pub fn start_maintenance(proxy: &Arc<Proxy>) {
 
 fn maintain(proxy: &Arc<Proxy>) {
     let rt = proxy.runtime();
+    for f in rt.forward.values() {
+        f.evict_idle(proxy.metrics());
+    }
     let pools = proxy.pools();
     pools.h2.evict(|key| {
         rt.backends.iter().find_map(|b| {

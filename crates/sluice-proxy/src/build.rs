@@ -191,7 +191,7 @@ fn link_identity(b: &sluice_config::Backend) -> String {
 
 /// A hash of the CA file's content, so a reload after the file changed opens new
 /// connections (verified against the new CAs) instead of reusing the old ones.
-fn ca_fingerprint(tls: &Tls) -> u64 {
+pub fn ca_fingerprint(tls: &Tls) -> u64 {
     let Some(path) = &tls.ca_file else { return 0 };
     let bytes = sluice_config::read_bounded(path, sluice_config::limits::MAX_FILE_BYTES)
         .unwrap_or_default();

@@ -65,6 +65,9 @@ causes! {
     UnsupportedScheme => "unsupported_scheme", Client, 400;
     MethodNotSupported => "method_not_supported", Client, 501;
     NoRoute => "no_route", Client, 404;
+    DeniedByPolicy => "denied_by_policy", Client, 403;
+    ConnectNotAllowed => "connect_not_allowed", Client, 405;
+    ProxyAuthRequired => "proxy_auth_required", Client, 407;
     BadRequestBody => "bad_request_body", Client, 400;
     RequestHeaderTimeout => "request_header_timeout", Client, 408;
     RequestBodyTimeout => "request_body_timeout", Client, 408;
@@ -72,6 +75,7 @@ causes! {
     ClientClosed => "client_closed", Client, CLIENT_CLOSED;
     QueueFull => "queue_full", Sluice, 503;
     QueueTimeout => "queue_timeout", Sluice, 503;
+    TooManyDestinations => "too_many_destinations", Sluice, 503;
     // Out of local ports is this host's problem, not the server's: ejecting healthy
     // servers for it would only make things worse.
     ConnectAddrNotAvailable => "connect_addr_not_available", Sluice, 502;

@@ -5,7 +5,7 @@
 //! requests, its idle connections are closed and its in-flight requests finish.
 
 use crate::backend::Backend;
-use crate::proxy::Proxy;
+use crate::registry::Registry;
 use crate::{health, limit};
 use hickory_resolver::config::{
     LookupIpStrategy, NameServerConfig, NameServerConfigGroup, ResolverConfig, ResolverOpts,
@@ -57,7 +57,7 @@ impl Resolver {
     }
 
     /// The addresses of `host` and the smallest TTL among them.
-    async fn lookup(&self, host: &str) -> Result<(Vec<IpAddr>, Duration), String> {
+    pub(crate) async fn lookup(&self, host: &str) -> Result<(Vec<IpAddr>, Duration), String> {
         let found = self
             .inner
             .lookup_ip(host)
@@ -107,7 +107,7 @@ fn failure(e: &ResolveError) -> String {
 }
 
 /// Resolves each host name of `backend` once now, then keeps it fresh in the background.
-pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Proxy>) {
+pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, registry: &Arc<Registry>) {
     let names = backend
         .templates
         .iter()
@@ -115,14 +115,14 @@ pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Prox
         .filter_map(|(index, t)| t.hostname().map(|(h, p)| (index, h.to_string(), p)));
     let first = names.map(|(index, host, port)| async move {
         let result = resolver.lookup(&host).await;
-        let mut wait = apply(proxy, backend, index, &host, port, result);
-        let (resolver, owner, proxy) = (resolver.clone(), backend.clone(), proxy.clone());
+        let mut wait = apply(registry, backend, index, &host, port, result);
+        let (resolver, owner, registry) = (resolver.clone(), backend.clone(), registry.clone());
         let backend = owner.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(wait).await;
                 let result = resolver.lookup(&host).await;
-                wait = apply(&proxy, &backend, index, &host, port, result);
+                wait = apply(&registry, &backend, index, &host, port, result);
             }
         });
         owner.track(task.abort_handle());
@@ -132,7 +132,7 @@ pub async fn start(resolver: &Resolver, backend: &Arc<Backend>, proxy: &Arc<Prox
 
 /// Applies one lookup result; returns when to look again.
 fn apply(
-    proxy: &Arc<Proxy>,
+    registry: &Registry,
     backend: &Arc<Backend>,
     index: usize,
     host: &str,
@@ -143,16 +143,22 @@ fn apply(
     match result {
         Ok((ips, ttl)) => {
             backend.metrics.dns_refreshes.inc();
+            // A destination's addresses pass its policy first: the servers (the only
+            // addresses sluice connects to) are the allowed ones.
+            let ips = match backend.egress.get() {
+                Some(egress) => egress.filter(&ips),
+                None => ips,
+            };
             let endpoints: Vec<Endpoint> = ips
                 .iter()
                 .map(|ip| Endpoint::Tcp(SocketAddr::new(*ip, port)))
                 .collect();
             let (added, removed) = backend.set_endpoints(index, &endpoints);
             for s in &added {
-                health::spawn(backend, s, proxy.pools(), proxy.metrics());
+                health::spawn(backend, s, &registry.pools, &registry.metrics);
             }
             for s in &removed {
-                proxy.pools().forget(s);
+                registry.pools.forget(s);
             }
             if !added.is_empty() || !removed.is_empty() {
                 let now: Vec<String> = ips.iter().map(ToString::to_string).collect();

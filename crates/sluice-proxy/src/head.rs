@@ -10,19 +10,13 @@ use crate::router::normalize_host;
 use http::header::{HeaderValue, HOST};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme};
-use http::{Method, Request, Uri, Version};
+use http::{Request, Uri, Version};
 use sluice_net::ClientAddr;
 
 /// Checks what sluice cannot forward and returns the host to route on: the authority
 /// of an absolute-form URI (`GET http://api.example.com/x`, forward-proxy style, which
 /// RFC 9112 §3.2.2 says wins over `Host`), else the `Host` header.
 pub fn request_host(parts: &Parts) -> Result<String, ProxyError> {
-    if parts.method == Method::CONNECT {
-        return Err(ProxyError::new(
-            Cause::MethodNotSupported,
-            "CONNECT is not supported: sluice does not open tunnels",
-        ));
-    }
     if parts.uri.path() == "*" && parts.uri.authority().is_none() {
         return Err(ProxyError::new(
             Cause::MethodNotSupported,
@@ -56,7 +50,9 @@ pub fn request_host(parts: &Parts) -> Result<String, ProxyError> {
                 "the target URI carries credentials (user:password@host); send them in a header",
             ));
         }
-        return Ok(normalize_host(auth.as_str()).into_owned());
+        let host = normalize_host(auth.as_str());
+        check_host_chars(&host, auth.as_str())?;
+        return Ok(host.into_owned());
     }
     let Some(raw) = host_header else {
         return Err(ProxyError::new(
@@ -77,21 +73,28 @@ pub fn request_host(parts: &Parts) -> Result<String, ProxyError> {
             "the Host header is empty",
         ));
     }
-    if !host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
-    {
-        let shown = if raw.contains('@') {
-            "(it contains credentials)".to_string()
-        } else {
-            format!("{raw:?}")
-        };
-        return Err(ProxyError::new(
-            Cause::InvalidHost,
-            format!("invalid Host header {shown}"),
-        ));
-    }
+    check_host_chars(&host, raw)?;
     Ok(host.into_owned())
+}
+
+/// The characters a host may have, whichever part of the request named it.
+fn check_host_chars(host: &str, raw: &str) -> Result<(), ProxyError> {
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+    if ok {
+        return Ok(());
+    }
+    let shown = if raw.contains('@') {
+        "(it contains credentials)".to_string()
+    } else {
+        format!("{raw:?}")
+    };
+    Err(ProxyError::new(
+        Cause::InvalidHost,
+        format!("invalid host {shown}"),
+    ))
 }
 
 /// Rewrites the request head for the upstream hop: origin-form URI, HTTP/1.1,
@@ -99,9 +102,13 @@ pub fn request_host(parts: &Parts) -> Result<String, ProxyError> {
 /// absolute-form URI, which wins).
 pub fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, host: &str) {
     if let Some(auth) = parts.uri.authority().cloned() {
-        if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
-            parts.headers.insert(HOST, v);
-        } else if let Ok(v) = HeaderValue::from_str(host) {
+        // The absolute-form target wins (RFC 9112 §3.2.2); `Host` is rebuilt from its
+        // host and port only, never anything else the authority carried.
+        let rebuilt = match auth.port_u16() {
+            Some(port) => format!("{}:{port}", auth.host()),
+            None => auth.host().to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&rebuilt).or_else(|_| HeaderValue::from_str(host)) {
             parts.headers.insert(HOST, v);
         }
         parts.uri = origin_form(&parts.uri);
@@ -182,10 +189,6 @@ mod tests {
 
     #[test]
     fn what_is_refused_before_routing() {
-        assert_eq!(
-            cause("CONNECT api.test:443\r\nHost: api.test:443"),
-            Cause::MethodNotSupported
-        );
         assert_eq!(cause("OPTIONS *\r\nHost: a"), Cause::MethodNotSupported);
         assert_eq!(cause("GET /\r\nHost: a\r\nHost: b"), Cause::DuplicateHost);
         assert_eq!(cause("GET https://a/\r\nHost: a"), Cause::UnsupportedScheme);
@@ -200,6 +203,8 @@ mod tests {
             request_host(&parts("GET http://A.test:8080/x\r\nHost: b")).unwrap(),
             "a.test"
         );
+        // The host check applies to an absolute-form target too.
+        assert_eq!(cause("GET http://a!b/\r\nHost: a"), Cause::InvalidHost);
     }
 
     #[test]

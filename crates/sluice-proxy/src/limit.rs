@@ -48,6 +48,9 @@ impl Group for Backend {
 }
 
 fn no_server(backend: &Backend, servers: &[Arc<Server>]) -> ProxyError {
+    if let Some(denied) = backend.egress.get().and_then(|e| e.denial()) {
+        return ProxyError::new(Cause::DeniedByPolicy, denied);
+    }
     if servers.is_empty() {
         if let Some(e) = backend.dns_error.lock().clone() {
             return ProxyError::new(Cause::DnsFailed, e);

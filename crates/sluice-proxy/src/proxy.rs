@@ -7,7 +7,9 @@ use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
 use crate::cause::Party;
 use crate::conn_state::ConnState;
+use crate::connect;
 use crate::error::{self, ProxyError, Retry};
+use crate::forward::{self, Forward};
 use crate::head;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::limit;
@@ -128,6 +130,20 @@ impl Proxy {
         };
         let mut done = Completion::new(self.counters.clone(), labels, log, client.conn.clone());
 
+        let forward = match rt.forward.is_empty() {
+            true => None,
+            false => rt.forward.get(client.listener.as_str()),
+        };
+        if let Some(f) = forward {
+            if let Err(e) = f.authorize(&parts.headers) {
+                return self.fail(e, done, &request_id, None);
+            }
+        }
+        if parts.method == Method::CONNECT {
+            return self
+                .connect(forward.map(|f| &**f), parts, done, request_id, client)
+                .await;
+        }
         let host = match head::request_host(&parts) {
             Ok(h) => h,
             Err(e) => return self.fail(e, done, &request_id, None),
@@ -135,15 +151,31 @@ impl Proxy {
         if let Some(l) = &mut done.log {
             l.host.clone_from(&host);
         }
-        let Some(route) = rt.router.find(&host, parts.uri.path()) else {
-            let e = ProxyError::new(
-                crate::cause::Cause::NoRoute,
-                format!("no route for host {host:?}"),
-            );
-            return self.fail(e, done, &request_id, None);
+        // Configured routes win; on a forward listener the rest goes to the
+        // destination the request names.
+        let destination;
+        let (route_label, backend) = match (rt.router.find(&host, parts.uri.path()), forward) {
+            (Some(route), _) => (&route.label, &route.backend),
+            (None, Some(f)) => {
+                let found = match forward::target(&parts, &host) {
+                    Ok((h, port)) => f.destination(&self.registry, &h, port).await,
+                    Err(e) => Err(e),
+                };
+                match found {
+                    Ok(b) => destination = b,
+                    Err(e) => return self.fail(e, done, &request_id, None),
+                }
+                (&f.route, &destination)
+            }
+            (None, None) => {
+                let e = ProxyError::new(
+                    crate::cause::Cause::NoRoute,
+                    format!("no route for host {host:?}"),
+                );
+                return self.fail(e, done, &request_id, None);
+            }
         };
-        let backend = &route.backend;
-        done.labels.route = route.label.clone();
+        done.labels.route = route_label.clone();
         done.labels.backend = backend.name.clone();
         done.duration = Some(backend.metrics.duration.clone());
         backend.budget.request();
@@ -186,7 +218,7 @@ impl Proxy {
                         on_upgrade,
                         conn: &client.conn,
                         labels: TunnelLabels {
-                            route: route.label.clone(),
+                            route: route_label.clone(),
                             backend: backend.name.clone(),
                         },
                         idle: backend.settings.tunnel_idle,
@@ -377,6 +409,41 @@ impl Proxy {
                     return Err(err);
                 }
             }
+        }
+    }
+
+    /// A `CONNECT`: a tunnel where the listener allows it (see `connect.rs`).
+    async fn connect(
+        &self,
+        forward: Option<&Forward>,
+        mut parts: Parts,
+        mut done: Completion,
+        request_id: HeaderValue,
+        client: &ClientInfo,
+    ) -> Response<RespBody> {
+        if let Some(f) = forward {
+            done.labels.route = f.route.clone();
+        }
+        if let Some(l) = &mut done.log {
+            l.host = parts
+                .uri
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+        }
+        let ctx = connect::Ctx {
+            conn: &client.conn,
+            tunnels: &self.registry.tunnels,
+            metrics: &self.registry.metrics.tunnels,
+        };
+        match connect::open(forward, &mut parts, ctx).await {
+            Ok(mut resp) => {
+                resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+                done.labels.status = resp.status().as_u16();
+                resp.body_mut().on_complete(done);
+                resp
+            }
+            Err(e) => self.fail(e, done, &request_id, None),
         }
     }
 

@@ -105,6 +105,12 @@ impl RespBody {
         };
         let h = resp.headers_mut();
         h.insert(ERROR_HEADER, HeaderValue::from_static(e.cause.as_str()));
+        if e.cause == Cause::ProxyAuthRequired {
+            h.insert(
+                http::header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"sluice\""),
+            );
+        }
         h.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::build::{self, TlsCache};
+use crate::forward::Forward;
 use crate::metrics::Name;
 use crate::registry::Registry;
 use crate::router::{Route, Router};
@@ -17,6 +18,8 @@ pub struct Runtime {
     pub backends: Vec<Arc<Backend>>,
     pub access_log: bool,
     pub resolver: Option<sluice_config::Resolver>,
+    /// Forward listeners' state, by listener name.
+    pub forward: HashMap<String, Arc<Forward>>,
 }
 
 impl Runtime {
@@ -91,7 +94,26 @@ pub fn compile(
             },
         );
     }
+    let mut forward = HashMap::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let Some(f) = &l.forward else { continue };
+        let kept = previous
+            .and_then(|p| p.forward.get(&l.name))
+            .filter(|old| old.config == *f && old.resolver_config == config.resolver);
+        let state = match kept {
+            Some(old) => old.clone(),
+            None => Arc::new(Forward::new(
+                &l.name,
+                f,
+                config.resolver.as_ref(),
+                &registry.metrics.forward,
+                (origin, &format!("listeners[{i}].forward")),
+            )?),
+        };
+        forward.insert(l.name.clone(), state);
+    }
     Ok(Runtime {
+        forward,
         generation: previous.map_or(1, |p| p.generation + 1),
         router,
         backends: ordered,

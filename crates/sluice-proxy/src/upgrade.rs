@@ -14,7 +14,7 @@ use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::metrics::{TunnelLabels, TunnelMetrics};
 use crate::resp_body::{RespBody, UpBody};
-use crate::tunnel::{Pending, Tunnels};
+use crate::tunnel::{Far, Pending, Tunnels};
 use crate::upstream::Upstream;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use http::request::Parts;
@@ -84,11 +84,16 @@ pub fn switch(
             "the origin switched protocols before it had the whole request",
         ));
     };
-    let Some(upstream) = up.into_tunnel() else {
+    let Some((h1, slot)) = up.into_tunnel() else {
         return Err(refused("the origin switched protocols on an HTTP/2 stream"));
     };
     s.conn.set_tunnel(Pending::new(
-        on_upgrade, upstream, s.labels, s.idle, s.tunnels, s.metrics,
+        on_upgrade,
+        (Far::H1(h1), Some(slot)),
+        s.labels,
+        s.idle,
+        s.tunnels,
+        s.metrics,
     ));
     parts.headers.insert(X_REQUEST_ID.clone(), request_id);
     Ok(Response::from_parts(parts, RespBody::empty()))

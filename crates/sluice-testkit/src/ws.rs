@@ -284,6 +284,24 @@ impl WsClient {
         assert_eq!(self.recv_text().await, text);
     }
 
+    /// Sends `text` and waits (at most `within`) for it to come back; the error says
+    /// what happened instead (for load tools, which count rather than panic).
+    pub async fn try_echo(&mut self, text: &str, within: Duration) -> Result<(), String> {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err(format!("no echo within {within:?}")),
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == text => return Ok(()),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => return Err(format!("expected the echo, got {other:?}")),
+            }
+        }
+    }
+
     /// Waits (at most `within`) for the connection to end without a message, and
     /// returns after how long. Panics if a message arrives or it stays open.
     pub async fn wait_closed(&mut self, within: Duration) -> Duration {

@@ -1,5 +1,6 @@
-//! Logs: events on stderr, the access log (target `access`) on stdout, both in the
-//! configured format (text or JSON lines).
+//! Logs: events on stderr; the access log (target `access`) and forward listeners'
+//! policy audit log (target `audit`, on when a listener asks for it) on stdout; all
+//! in the configured format (text or JSON lines).
 
 use sluice_config::{Log, LogFormat};
 use std::io::IsTerminal;
@@ -20,16 +21,13 @@ pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let events = filter_fn(|m| m.target() != "access");
-    // The access log is INFO: saying so bounds the subscriber's level hint, which also
-    // becomes the `log` crate's max level. Without a hint it is TRACE, and every
-    // `log::trace!` in mio builds a record per socket event to be filtered out later.
-    let access_level = if log.access_log {
-        LevelFilter::INFO
-    } else {
-        LevelFilter::OFF
-    };
-    let access = filter_fn(|m| m.target() == "access").with_max_level_hint(access_level);
+    let events = filter_fn(|m| m.target() != "access" && m.target() != "audit");
+    // The access and audit logs are INFO: saying so bounds the subscriber's level hint,
+    // which also becomes the `log` crate's max level. Without a hint it is TRACE, and
+    // every `log::trace!` in mio builds a record per socket event to be filtered out.
+    let access_level = LevelFilter::INFO;
+    let stdout_only = filter_fn(|m| m.target() == "access" || m.target() == "audit")
+        .with_max_level_hint(access_level);
     let access_on = log.access_log;
     let (ev, ac) = match log.format {
         LogFormat::Json => (
@@ -59,10 +57,10 @@ pub fn init(log: &Log) {
         .with(ev.with_filter(events).with_filter(filter))
         .with(
             ac.with_filter(
-                filter_fn(move |m| access_on && m.target() == "access")
+                filter_fn(move |m| (access_on && m.target() == "access") || m.target() == "audit")
                     .with_max_level_hint(access_level),
             )
-            .with_filter(access),
+            .with_filter(stdout_only),
         )
         .try_init();
 }

@@ -157,9 +157,10 @@ async fn connect_options_star_and_other_schemes_are_refused_clearly() {
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
     let cases: [(&[u8], u16, &str); 4] = [
         (
+            // Not a forward listener: refused, never forwarded as `CONNECT /`.
             b"CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n",
-            501,
-            "method_not_supported",
+            405,
+            "connect_not_allowed",
         ),
         (
             b"OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",

@@ -1,8 +1,10 @@
 //! The data path's Prometheus metrics. Names start with `sluice_` and say their unit;
 //! label sets are small and bounded by the config (route, backend, status, cause).
 
+mod forward;
 mod tunnel;
 
+pub use forward::{DestinationLabels, ForwardMetrics, PolicyLabels};
 pub use tunnel::{TunnelLabels, TunnelMetrics};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -145,6 +147,7 @@ pub struct Metrics {
     /// How many live servers use each server label set (two generations can hold two
     /// server objects with the same labels for a moment).
     pub tunnels: TunnelMetrics,
+    pub forward: ForwardMetrics,
     server_refs: Arc<parking_lot::Mutex<std::collections::HashMap<ServerLabels, usize>>>,
     pub request_series: RequestSeries,
 }
@@ -294,6 +297,7 @@ impl Metrics {
     /// Creates the families and registers them under `sluice_`.
     pub fn register(registry: &mut Registry) -> Self {
         let tunnels = TunnelMetrics::register(registry.sub_registry_with_prefix("sluice"));
+        let forward = ForwardMetrics::register(registry.sub_registry_with_prefix("sluice"));
         let m = Self {
             requests: Family::default(),
             request_duration: histograms(),
@@ -328,6 +332,7 @@ impl Metrics {
                 Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
             }),
             tunnels,
+            forward,
             server_refs: Default::default(),
             request_series: Default::default(),
         };

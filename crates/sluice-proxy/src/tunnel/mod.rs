@@ -9,7 +9,7 @@
 
 pub mod pump;
 
-use crate::h1_conn::H1;
+use crate::h1_conn::{Raw, H1};
 use crate::limit::Slot;
 use crate::metrics::{TunnelLabels, TunnelMetrics};
 use hyper::upgrade::OnUpgrade;
@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -47,12 +48,20 @@ impl Tunnels {
     }
 }
 
-/// A switch the origin agreed to, waiting for hyper to write the `101` to the client
-/// and hand its connection over.
+/// The origin's side of a tunnel: the HTTP/1.1 connection that answered `101`, or the
+/// TCP connection a `CONNECT` opened.
+pub enum Far {
+    H1(H1),
+    Tcp(TcpStream),
+}
+
+/// A switch the origin agreed to, waiting for hyper to write the `101` (or the `200`
+/// to a `CONNECT`) to the client and hand its connection over.
 pub struct Pending {
     pub on_upgrade: OnUpgrade,
-    pub upstream: H1,
-    pub slot: Slot,
+    pub upstream: Far,
+    /// Its server slot (`maxconn`), held to the end; a `CONNECT` has none.
+    pub slot: Option<Slot>,
     pub labels: TunnelLabels,
     pub idle: Duration,
     close: watch::Receiver<bool>,
@@ -62,7 +71,7 @@ pub struct Pending {
 impl Pending {
     pub fn new(
         on_upgrade: OnUpgrade,
-        (upstream, slot): (H1, Slot),
+        (upstream, slot): (Far, Option<Slot>),
         labels: TunnelLabels,
         idle: Duration,
         tunnels: &Tunnels,
@@ -92,7 +101,13 @@ pub async fn run(p: Pending, client: ClientStream, first: Vec<u8>) {
         metrics,
         ..
     } = p;
-    let (mut upstream, to_client) = upstream.into_tunnel();
+    let (mut upstream, to_client) = match upstream {
+        Far::H1(h1) => {
+            let (raw, first) = h1.into_tunnel();
+            (FarEnd::H1(raw), first)
+        }
+        Far::Tcp(tcp) => (FarEnd::Tcp(tcp), Vec::new()),
+    };
     let mut client = ClientEnd(client);
     let handles = metrics.handles(&labels);
     handles.open.inc();
@@ -126,6 +141,64 @@ pub async fn run(p: Pending, client: ClientStream, first: Vec<u8>) {
         duration_ms = lasted.as_millis() as u64,
         "tunnel closed"
     );
+}
+
+/// The origin's side as a byte stream.
+enum FarEnd {
+    H1(Raw),
+    Tcp(TcpStream),
+}
+
+impl FarEnd {
+    fn reset_on_close(&mut self) {
+        match self {
+            Self::H1(raw) => raw.reset_on_close(),
+            // Best effort: a FIN is still an end.
+            Self::Tcp(s) => {
+                let _ = s.set_zero_linger();
+            }
+        }
+    }
+}
+
+impl AsyncRead for FarEnd {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::H1(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for FarEnd {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::H1(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::H1(s) => Pin::new(s).poll_flush(cx),
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::H1(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
 }
 
 /// The client's socket with a real half-close: the end of the origin's side goes on

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# What the end-to-end tests need beyond the Rust toolchain, installed if missing:
+# the real clients of the forward-proxy tests (curl, PHP's curl extension, Python's
+# requests on the system Python, /usr/bin/python3). Needs root to install.
+set -euo pipefail
+source "$(dirname "$0")/scenario/lib.sh"
+pkgs=()
+command -v curl >/dev/null || pkgs+=(curl)
+php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null || pkgs+=(php-cli php-curl)
+/usr/bin/python3 -c 'import requests' 2>/dev/null || pkgs+=(python3-requests)
+((${#pkgs[@]})) || exit 0
+[[ $(id -u) == 0 ]] || die "the tests need ${pkgs[*]}; run as root to install them"
+log "installing ${pkgs[*]} (needed by the tests)"
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null; }
