@@ -249,6 +249,9 @@ async fn drive(
             }
             Outcome::Ended(Err(e)) => return note_conn_error(&ctx, &e),
             Outcome::Ended(Ok(())) => {
+                // After an upgrade hyper's connection is an empty shell, but its box
+                // has the size of a whole one: not kept for the tunnel's life.
+                drop(conn);
                 if let Some(tunnel) = state.take_tunnel() {
                     // Boxed: a tunnel's state would otherwise enlarge every task.
                     Box::pin(crate::client_tunnel::serve(*tunnel)).await;

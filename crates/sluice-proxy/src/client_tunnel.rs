@@ -22,12 +22,15 @@ pub async fn serve(mut p: Pending) {
             return;
         }
     };
-    let Some((stream, unread)) = parts.io.into_inner().into_tunnel() else {
+    let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+    let Some((stream, unread)) = io.into_inner().into_tunnel() else {
         return;
     };
     // hyper read `read_buf` before the bytes still pushed back on its socket.
-    let mut first = Vec::with_capacity(parts.read_buf.len() + unread.len());
-    first.extend_from_slice(&parts.read_buf);
+    let mut first = Vec::with_capacity(read_buf.len() + unread.len());
+    first.extend_from_slice(&read_buf);
     first.extend_from_slice(&unread);
+    // Both share hyper's whole 8 KiB read buffer: not kept for the tunnel's life.
+    drop((read_buf, unread));
     tunnel::run(p, stream, first).await;
 }
