@@ -83,7 +83,8 @@ load() {
     case $wl in
     ka64)
         if [ "$peer" = sluice-route ]; then
-            taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency --timeout 5s -H "Host: $ROUTE_HOST" "$proxy" >"$file"
+            # Through a script too (host.lua), so the load generator costs the same.
+            taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency --timeout 5s -s "$here/host.lua" "$proxy" >"$file"
         else
             TARGET_URL=$target_url TARGET_AUTHORITY=$ORIGIN_ADDR:$ORIGIN_TLS_PORT \
                 taskset -c 0 wrk -t1 -c64 -d"${secs}s" --latency --timeout 5s -s "$here/absolute.lua" "$proxy" >"$file"

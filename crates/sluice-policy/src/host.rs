@@ -120,15 +120,15 @@ fn number(part: &str) -> Option<u64> {
 /// inet_aton's forms: `a`, `a.b`, `a.b.c`, `a.b.c.d`; the last part fills the bytes
 /// left, each earlier one is a byte.
 fn parse_ipv4(host: &str) -> Result<Ipv4Addr, HostError> {
-    let parts: Vec<&str> = host.split('.').collect();
-    if parts.len() > 4 {
-        return Err(HostError::BadIpv4);
+    // On the stack: this runs for every request a forward listener gets.
+    let mut nums = [0u64; 4];
+    let mut count = 0;
+    for part in host.split('.') {
+        let slot = nums.get_mut(count).ok_or(HostError::BadIpv4)?;
+        *slot = number(part).ok_or(HostError::BadIpv4)?;
+        count += 1;
     }
-    let mut nums = Vec::with_capacity(parts.len());
-    for p in &parts {
-        nums.push(number(p).ok_or(HostError::BadIpv4)?);
-    }
-    let (last, leading) = nums.split_last().ok_or(HostError::BadIpv4)?;
+    let (last, leading) = nums[..count].split_last().ok_or(HostError::BadIpv4)?;
     if leading.iter().any(|&n| n > 255) {
         return Err(HostError::BadIpv4);
     }

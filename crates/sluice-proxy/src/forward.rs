@@ -6,6 +6,7 @@
 use crate::backend::Backend;
 use crate::build::{self, TlsCache};
 use crate::cause::Cause;
+use crate::clock;
 use crate::dns;
 use crate::egress::{self, Egress};
 use crate::error::ProxyError;
@@ -21,7 +22,7 @@ use sluice_policy::{Host, HostPattern, Policy, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One forward listener's state; it outlives reloads that leave its settings alone.
 pub struct Forward {
@@ -44,7 +45,8 @@ pub struct Forward {
 
 struct Destination {
     backend: tokio::sync::OnceCell<Arc<Backend>>,
-    last_used: Mutex<Instant>,
+    /// `clock::now_ms` of its last request.
+    last_used: AtomicU64,
 }
 
 impl Forward {
@@ -166,38 +168,46 @@ impl Forward {
     }
 
     /// The backend for `host:port`, created on first use (policy prechecked, name
-    /// resolved and each address checked before anything connects).
+    /// resolved and each address checked before anything connects). The policy of a
+    /// listener never changes under it (a new policy is a new `Forward`), so a
+    /// destination that exists has passed it: its next requests cost one map lookup.
     pub async fn destination(
         &self,
         registry: &Arc<Registry>,
         host: &Host,
         port: u16,
     ) -> Result<Arc<Backend>, ProxyError> {
-        match self.policy.precheck(host, port) {
+        let key = format!("{host}:{port}");
+        if let Some(b) = self.ready(&key) {
+            return Ok(b);
+        }
+        let verdict = self.policy.precheck(host, port);
+        match &verdict {
             Some(Verdict::Denied(why)) => {
                 return Err(self.denied(host, port, &why.to_string(), "is not allowed"))
             }
-            Some(v @ Verdict::Allowed(_)) => egress::audit(
-                self.config.audit_log,
-                &self.listener,
-                host,
-                port,
-                host.ip(),
-                &v,
-            ),
+            Some(v) => egress::audit(self.config.audit_log, &self.listener, host, port, host.ip(), v),
             None => {}
         }
-        let tls = self.originate.iter().any(|p| p.matches(host));
-        let upstream_port = if tls && port == 80 { 443 } else { port };
-        let key = format!("{host}:{upstream_port}{}", if tls { "+tls" } else { "" });
         let dest = self.slot(&key)?;
         let backend = dest
             .backend
-            .get_or_try_init(|| self.build(registry, host, port, upstream_port, tls, &key))
+            .get_or_try_init(|| self.build(registry, host, port))
             .await?
             .clone();
-        *dest.last_used.lock() = Instant::now();
+        dest.touch();
         Ok(backend)
+    }
+
+    /// An existing destination's backend (marked used), if it is built.
+    fn ready(&self, key: &str) -> Option<Arc<Backend>> {
+        let d = self.destinations.lock().get(key).cloned()?;
+        let b = d.backend.get()?.clone();
+        d.touch();
+        if self.config.audit_log {
+            tracing::info!(target: "audit", listener = %self.listener.as_str(), destination = key, decision = "allow", rule = "checked when the destination was added", "policy decision");
+        }
+        Some(b)
     }
 
     /// The destination's entry, making room under `max_destinations` if it is new.
@@ -210,7 +220,7 @@ impl Forward {
             let oldest = map
                 .iter()
                 .filter(|(_, d)| d.idle())
-                .min_by_key(|(_, d)| *d.last_used.lock())
+                .min_by_key(|(_, d)| d.last_used.load(Ordering::Relaxed))
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => {
@@ -232,21 +242,23 @@ impl Forward {
         }
         let d = Arc::new(Destination {
             backend: tokio::sync::OnceCell::new(),
-            last_used: Mutex::new(Instant::now()),
+            last_used: AtomicU64::new(clock::now_ms()),
         });
         map.insert(key.to_string(), d.clone());
         Ok(d)
     }
 
+    /// The destination's backend: TLS and port 443 (for 80) when `originate_tls`
+    /// names the host.
     async fn build(
         &self,
         registry: &Arc<Registry>,
         host: &Host,
         port: u16,
-        upstream_port: u16,
-        tls: bool,
-        key: &str,
     ) -> Result<Arc<Backend>, ProxyError> {
+        let tls = self.originate.iter().any(|p| p.matches(host));
+        let upstream_port = if tls && port == 80 { 443 } else { port };
+        let key = &format!("{host}:{upstream_port}{}", if tls { "+tls" } else { "" });
         let server_host = match host {
             Host::Name(n) => n.clone(),
             Host::Ip(ip) => ip.to_string(),
@@ -303,10 +315,12 @@ impl Forward {
     /// Drops destinations unused for `destination_idle_timeout` (maintenance loop).
     pub fn evict_idle(&self, metrics: &crate::metrics::Metrics) {
         let idle_for = self.config.destination_idle_timeout.get();
-        let now = Instant::now();
+        let now = clock::now_ms();
+        let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
         let mut gone = Vec::new();
         self.destinations.lock().retain(|_, d| {
-            let stale = d.idle() && now.saturating_duration_since(*d.last_used.lock()) >= idle_for;
+            let since = d.last_used.load(Ordering::Relaxed);
+            let stale = d.idle() && now.saturating_sub(since) >= idle_ms;
             if stale {
                 gone.push(d.clone());
             }
@@ -335,6 +349,10 @@ impl Forward {
 }
 
 impl Destination {
+    fn touch(&self) {
+        self.last_used.store(clock::now_ms(), Ordering::Relaxed);
+    }
+
     /// Nothing in flight on it (requests or tunnels hold server slots).
     fn idle(&self) -> bool {
         self.backend
