@@ -20,9 +20,9 @@ use sluice_config::ConfigError;
 use sluice_net::TlsClientConfig;
 use sluice_policy::{Host, HostPattern, Policy, Verdict};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One forward listener's state; it outlives reloads that leave its settings alone.
 pub struct Forward {
@@ -186,7 +186,14 @@ impl Forward {
             Some(Verdict::Denied(why)) => {
                 return Err(self.denied(host, port, &why.to_string(), "is not allowed"))
             }
-            Some(v) => egress::audit(self.config.audit_log, &self.listener, host, port, host.ip(), v),
+            Some(v) => egress::audit(
+                self.config.audit_log,
+                &self.listener,
+                host,
+                port,
+                host.ip(),
+                v,
+            ),
             None => {}
         }
         let dest = self.slot(&key)?;
