@@ -341,10 +341,15 @@ impl Forward {
         }
     }
 
-    /// Stops every destination's background work (the listener left the config).
-    pub fn stop(&self) {
-        for d in self.destinations.lock().drain().map(|(_, d)| d) {
+    /// Stops every destination's background work (the listener left the config, or
+    /// its settings changed) and removes their metric series.
+    pub fn stop(&self, metrics: &crate::metrics::Metrics) {
+        let all: Vec<_> = self.destinations.lock().drain().map(|(_, d)| d).collect();
+        for d in all {
             self.retire(&d);
+            if let Some(b) = d.backend.get() {
+                metrics.remove_backend(&b.name);
+            }
         }
     }
 

@@ -52,5 +52,5 @@ pub use metrics::Metrics;
 pub use proxy::{ClientInfo, Proxy};
 pub use registry::Registry;
 pub use resp_body::RespBody;
-pub use runtime::{compile, Runtime};
+pub use runtime::{compile, retire_forwards, Runtime};
 pub use server::{serve, Drain, ListenerSettings};

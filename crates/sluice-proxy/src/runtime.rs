@@ -41,6 +41,18 @@ impl Runtime {
     }
 }
 
+/// After a reload's swap: forward listeners of `old` that `next` did not keep (removed,
+/// or their settings changed) drop their destinations, whose DNS refresh stops and
+/// whose metric series go.
+pub fn retire_forwards(old: &Runtime, next: &Runtime, metrics: &crate::metrics::Metrics) {
+    for (name, f) in &old.forward {
+        let kept = next.forward.get(name).is_some_and(|n| Arc::ptr_eq(n, f));
+        if !kept {
+            f.stop(metrics);
+        }
+    }
+}
+
 /// Builds the runtime tables of `config`. A backend whose definition is the same as
 /// in `previous` is the same object (its pools, DNS state and checks go on); others
 /// are built, finding their servers' state in `registry`. Fails (naming the field) on

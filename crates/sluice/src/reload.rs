@@ -302,6 +302,7 @@ fn retire(proxy: &Proxy, old: &Runtime, next: &Runtime) {
         .cloned()
         .collect();
     sluice_proxy::stop_backends(&gone);
+    sluice_proxy::retire_forwards(old, next, proxy.metrics());
     let live_keys = next.pool_keys();
     let kept: Vec<_> = next.backends.iter().map(|n| n.servers()).collect();
     for b in &gone {
