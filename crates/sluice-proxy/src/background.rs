@@ -76,6 +76,7 @@ fn maintain(proxy: &Arc<Proxy>) {
     let rt = proxy.runtime();
     for f in rt.forward.values() {
         f.evict_idle(proxy.metrics());
+        f.refresh_credentials();
     }
     let pools = proxy.pools();
     pools.h2.evict(|key| {

@@ -12,6 +12,7 @@ use crate::egress::{self, Egress};
 use crate::error::ProxyError;
 use crate::metrics::{DestinationLabels, ForwardMetrics, Name};
 use crate::registry::Registry;
+use arc_swap::ArcSwap;
 use base64::Engine;
 use http::header::{HeaderMap, HOST, PROXY_AUTHORIZATION};
 use http::request::Parts;
@@ -20,9 +21,11 @@ use sluice_config::ConfigError;
 use sluice_net::TlsClientConfig;
 use sluice_policy::{Host, HostPattern, Policy, Verdict};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::SystemTime;
 
 /// One forward listener's state; it outlives reloads that leave its settings alone.
 pub struct Forward {
@@ -32,7 +35,10 @@ pub struct Forward {
     /// The `route` label of its requests: `forward:<listener>`.
     pub route: Name,
     originate: Vec<HostPattern>,
-    credentials: Vec<Vec<u8>>,
+    /// `user:password` pairs of `auth.basic_file`, re-read when the file changes.
+    credentials: ArcSwap<Vec<Vec<u8>>>,
+    /// The file and its (modified time, length) when last read.
+    credentials_file: Option<(PathBuf, Mutex<Stamp>)>,
     /// For originated TLS, built once (loading the system's roots is slow).
     tls: Option<(TlsClientConfig, u64)>,
     resolver: dns::Resolver,
@@ -73,13 +79,13 @@ impl Forward {
             .map(|p| HostPattern::parse(p).map_err(|e| at("originate_tls", e)))
             .collect::<Result<Vec<_>, _>>()?;
         let credentials = match &config.auth {
-            Some(a) => sluice_config::read_credentials(&a.basic_file)
-                .map_err(|e| at("auth.basic_file", e))?
-                .into_iter()
-                .map(|(u, p)| format!("{u}:{p}").into_bytes())
-                .collect(),
+            Some(a) => pairs(&a.basic_file).map_err(|e| at("auth.basic_file", e))?,
             None => Vec::new(),
         };
+        let credentials_file = config
+            .auth
+            .as_ref()
+            .map(|a| (a.basic_file.clone(), Mutex::new(file_stamp(&a.basic_file))));
         let tls = if originate.is_empty() {
             None
         } else {
@@ -96,7 +102,8 @@ impl Forward {
             policy: Arc::new(policy),
             route: Name::new(&format!("forward:{listener}")),
             originate,
-            credentials,
+            credentials: ArcSwap::from_pointee(credentials),
+            credentials_file,
             tls,
             resolver,
             destinations: Mutex::new(HashMap::new()),
@@ -107,7 +114,7 @@ impl Forward {
 
     /// `Proxy-Authorization: Basic` against the credentials file, when there is one.
     pub fn authorize(&self, headers: &HeaderMap) -> Result<(), ProxyError> {
-        if self.credentials.is_empty() {
+        if self.credentials_file.is_none() {
             return Ok(());
         }
         let given = headers
@@ -132,6 +139,7 @@ impl Forward {
         // user (or how much of a password) matched.
         let ok = self
             .credentials
+            .load()
             .iter()
             .fold(false, |ok, c| ok | constant_time_eq(c, &given));
         if ok {
@@ -141,6 +149,32 @@ impl Forward {
                 Cause::ProxyAuthRequired,
                 "the proxy credentials are not valid",
             ))
+        }
+    }
+
+    /// Re-reads the credentials file if it changed (maintenance loop, every second):
+    /// users are added or removed without a reload. A file that no longer parses
+    /// keeps the credentials last read, with a warning.
+    pub fn refresh_credentials(&self) {
+        let Some((path, stamp)) = &self.credentials_file else {
+            return;
+        };
+        let now = file_stamp(path);
+        {
+            let mut last = stamp.lock();
+            if *last == now {
+                return;
+            }
+            *last = now;
+        }
+        match pairs(path) {
+            Ok(c) => {
+                tracing::info!(listener = %self.listener.as_str(), file = %path.display(), users = c.len(), "proxy credentials reloaded");
+                self.credentials.store(Arc::new(c));
+            }
+            Err(e) => {
+                tracing::warn!(listener = %self.listener.as_str(), error = %e, "proxy credentials file is not valid; keeping the credentials last read")
+            }
         }
     }
 
@@ -392,6 +426,21 @@ pub fn target(parts: &Parts, routed_host: &str) -> Result<(Host, u16), ProxyErro
     };
     let host = Host::parse(&raw_host).map_err(|e| bad(format!("invalid destination host: {e}")))?;
     Ok((host, port.unwrap_or(80)))
+}
+
+/// The credentials of `path` as the header carries them (`user:password`).
+fn pairs(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
+    Ok(sluice_config::read_credentials(path)?
+        .into_iter()
+        .map(|(u, p)| format!("{u}:{p}").into_bytes())
+        .collect())
+}
+
+/// A file's (modified time, length): a change to either means it was rewritten.
+type Stamp = (Option<SystemTime>, u64);
+
+fn file_stamp(path: &std::path::Path) -> Stamp {
+    std::fs::metadata(path).map_or((None, 0), |m| (m.modified().ok(), m.len()))
 }
 
 fn tls_settings(config: &sluice_config::Forward) -> sluice_config::Tls {

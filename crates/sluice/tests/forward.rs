@@ -373,4 +373,15 @@ async fn proxy_authentication_is_asked_for_and_checked() {
     assert_eq!(code, 407);
     let (code, body) = curl(&["-x", &s.proxy(), "-U", "alice:wonder land", &url]).await;
     assert_eq!((code, body.as_str()), (200, "hello from origin"));
+    // The file is re-read when it changes, without a reload.
+    std::fs::write(&users, "bob:builder\n").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while curl(&["-x", &s.proxy(), "-U", "bob:builder", &url]).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new credentials not taken within 10 s"
+        );
+    }
+    let (code, _) = curl(&["-x", &s.proxy(), "-U", "alice:wonder land", &url]).await;
+    assert_eq!(code, 407);
 }
