@@ -181,6 +181,8 @@ impl Forward {
             dns: d.dns.clone(),
             health: Default::default(),
             retries: d.retries.clone(),
+            // The listener's policy applies to destinations (see the data path).
+            policy: None,
         }
     }
 }

@@ -232,6 +232,10 @@ pub struct Backend {
     pub health: Health,
     #[serde(default)]
     pub retries: Retries,
+    /// Opt-in egress policy on this backend's server addresses (static ones checked at
+    /// load, resolved ones on every lookup), as for forward listeners.
+    #[serde(default)]
+    pub policy: Option<crate::PolicyConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]

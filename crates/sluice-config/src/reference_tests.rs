@@ -26,6 +26,7 @@ backends:
     hash_on: client_ip
     source_addresses: [10.0.0.1]
     health: {check: {host: a.example.com}, passive: {}}
+    policy: {allow: [{cidr: 10.0.0.0/8}]}
 ";
 
 /// Field paths as the README writes them (`backends[].pool.idle_timeout`).

@@ -274,6 +274,27 @@ pub(crate) fn backend_settings(
             format!("{ratio} is not between 0 and 1"),
         );
     }
+    if let Some(p) = &b.policy {
+        let policy = p
+            .compile()
+            .or_else(|e| err(at(&format!("policy.{}", e.field)), e.reason))?;
+        for (j, s) in b.servers.iter().enumerate() {
+            let ServerAddr::Tcp { host, port } = s else {
+                continue;
+            };
+            let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            if let sluice_policy::Verdict::Denied(why) =
+                policy.check(&sluice_policy::Host::Ip(ip), *port, ip)
+            {
+                return err(
+                    at(&format!("servers[{j}]")),
+                    format!("{s} is denied by the backend's policy (rule {why})"),
+                );
+            }
+        }
+    }
     if !b.source_addresses.is_empty() && b.servers.iter().all(|s| matches!(s, ServerAddr::Unix(_)))
     {
         return err(

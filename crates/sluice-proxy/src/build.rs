@@ -167,6 +167,20 @@ pub fn backend<'a>(
         registry.catalog.clone(),
         definition,
     ));
+    if let Some(p) = &b.policy {
+        // Validation compiled it once already; static servers were checked there.
+        let policy = p
+            .compile()
+            .map_err(|e| fail(format!("backends[{i}].policy.{}", e.field), e.reason))?;
+        let egress = crate::egress::Egress::new(
+            Arc::new(policy),
+            None,
+            Name::new(&format!("backend:{}", b.name)),
+            metrics.forward.denied.clone(),
+            false,
+        );
+        let _ = backend.egress.set(egress);
+    }
     backend.metrics.servers.set(backend.servers().len() as i64);
     Ok(backend)
 }

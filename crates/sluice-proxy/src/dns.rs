@@ -146,7 +146,7 @@ fn apply(
             // A destination's addresses pass its policy first: the servers (the only
             // addresses sluice connects to) are the allowed ones.
             let ips = match backend.egress.get() {
-                Some(egress) => egress.filter(&ips),
+                Some(egress) => egress.filter(host, port, &ips),
                 None => ips,
             };
             let endpoints: Vec<Endpoint> = ips

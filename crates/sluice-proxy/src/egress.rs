@@ -11,30 +11,33 @@ use sluice_policy::{Host, Policy, Verdict, Why};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// The policy of one destination (`host:port` as the client asked for it).
+/// The policy of a forward listener's destination, or of a configured backend that
+/// opted in (`backends[].policy`).
 pub struct Egress {
     pub policy: Arc<Policy>,
-    pub host: Host,
-    pub port: u16,
+    /// A destination is checked as the client named it (`host:port`, the port before
+    /// TLS origination); a backend, as each of its servers is written.
+    fixed: Option<(Host, u16)>,
+    /// The `listener` label of its denials: the listener, or `backend:<name>`.
     pub listener: Name,
     pub denied: Family<PolicyLabels, Counter>,
     pub audit: bool,
     /// Why the last lookup's addresses were all refused, for the 403.
-    last_denial: Mutex<Option<(Why, String)>>,
+    last_denial: Mutex<Option<String>>,
 }
 
 impl Egress {
+    /// `fixed`: the destination as the client named it; `None` for a backend.
     pub fn new(
         policy: Arc<Policy>,
-        (host, port): (Host, u16),
+        fixed: Option<(Host, u16)>,
         listener: Name,
         denied: Family<PolicyLabels, Counter>,
         audit: bool,
     ) -> Self {
         Self {
             policy,
-            host,
-            port,
+            fixed,
             listener,
             denied,
             audit,
@@ -42,26 +45,34 @@ impl Egress {
         }
     }
 
-    /// The addresses the policy allows; the refused ones are logged and counted.
-    pub fn filter(&self, ips: &[IpAddr]) -> Vec<IpAddr> {
+    /// The addresses of server `host:port` the policy allows; the refused ones are
+    /// logged and counted.
+    pub fn filter(&self, host: &str, port: u16, ips: &[IpAddr]) -> Vec<IpAddr> {
+        let parsed;
+        let (host, port) = match &self.fixed {
+            Some((h, p)) => (h, *p),
+            None => match Host::parse(host) {
+                Ok(h) => {
+                    parsed = h;
+                    (&parsed, port)
+                }
+                // A name that does not parse names nothing a rule could allow.
+                Err(_) => return Vec::new(),
+            },
+        };
         let mut allowed = Vec::with_capacity(ips.len());
         let mut denial = None;
         for &ip in ips {
-            let verdict = self.policy.check(&self.host, self.port, ip);
-            audit(
-                self.audit,
-                &self.listener,
-                &self.host,
-                self.port,
-                Some(ip),
-                &verdict,
-            );
+            let verdict = self.policy.check(host, port, ip);
+            audit(self.audit, &self.listener, host, port, Some(ip), &verdict);
             match verdict {
                 Verdict::Allowed(_) => allowed.push(ip),
                 Verdict::Denied(why) => {
                     self.count(&why);
-                    tracing::warn!(listener = %self.listener.as_str(), host = %self.host, port = self.port, address = %ip, rule = %why, "destination address denied by policy");
-                    denial.get_or_insert((why, ip.to_string()));
+                    tracing::warn!(listener = %self.listener.as_str(), host = %host, port, address = %ip, rule = %why, "destination address denied by policy");
+                    denial.get_or_insert(format!(
+                        "{host}:{port} resolves to {ip}: denied by rule {why}"
+                    ));
                 }
             }
         }
@@ -71,12 +82,7 @@ impl Egress {
 
     /// Why the destination has no allowed address, if that is the reason.
     pub fn denial(&self) -> Option<String> {
-        self.last_denial.lock().as_ref().map(|(why, ip)| {
-            format!(
-                "{}:{} resolves to {ip}: denied by rule {why}",
-                self.host, self.port
-            )
-        })
+        self.last_denial.lock().clone()
     }
 
     pub fn count(&self, why: &Why) {

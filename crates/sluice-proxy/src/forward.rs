@@ -317,7 +317,7 @@ impl Forward {
             .map_err(|e| ProxyError::new(Cause::UpstreamError, e.to_string()))?;
         let egress = Egress::new(
             self.policy.clone(),
-            (host.clone(), port),
+            Some((host.clone(), port)),
             self.listener.clone(),
             self.metrics.denied.clone(),
             self.config.audit_log,

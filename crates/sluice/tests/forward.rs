@@ -385,3 +385,67 @@ async fn proxy_authentication_is_asked_for_and_checked() {
     let (code, _) = curl(&["-x", &s.proxy(), "-U", "alice:wonder land", &url]).await;
     assert_eq!(code, 407);
 }
+
+/// `backends[].policy` (opt-in): a configured backend's addresses pass the same
+/// policy. A static server it denies is a config error naming the server and the
+/// rule; a name that resolves to a denied address gets 403 and nothing connects;
+/// allowing the range lets it through.
+#[tokio::test]
+async fn a_configured_backend_can_opt_into_the_policy() {
+    let dns = TestDns::start().await;
+    let origin = Origin::start().await;
+    dns.set("internal.example.test", &[ip("127.0.0.1")], 60);
+    let port = origin.addr().port();
+    let dir = scratch_dir();
+    let file = dir.path().join("static.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "listeners: [{{name: e, bind: '127.0.0.1:0'}}]\nroutes: [{{host: '*', backend: b}}]\n\
+             backends: [{{name: b, servers: ['{}'], policy: {{}}}}]\n",
+            origin.server_spec()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = sluice_testkit::check_config(SLUICE, &file);
+    assert!(!ok, "{out}");
+    assert!(out.contains("backends[0].servers[0]"), "{out}");
+    assert!(out.contains("builtin loopback 127.0.0.0/8"), "{out}");
+
+    let config = |policy: &str| {
+        format!(
+            r#"
+log: {{format: json}}
+admin: {{bind: "127.0.0.1:0"}}
+resolver: {{nameservers: ["{dns}"]}}
+listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+routes: [{{host: "*", backend: internal}}]
+backends: [{{name: internal, servers: ["internal.example.test:{port}"], policy: {policy}}}]
+"#,
+            dns = dns.addr(),
+        )
+    };
+    let sluice = Sluice::start(SLUICE, &config("{}")).await;
+    let addr = sluice.listener_addr("egress");
+    let denied = sluice_testkit::get(addr, "app.test", "/").await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.header("sluice-error"), Some("denied_by_policy"));
+    assert!(
+        denied.text().contains("builtin loopback"),
+        "{}",
+        denied.text()
+    );
+    assert_eq!(origin.accepted(), 0);
+    let series = r#"sluice_policy_denied_total{listener="backend:internal",rule="builtin loopback 127.0.0.0/8"}"#;
+    sluice.wait_for_metric(series, |v| v >= 1.0).await;
+
+    sluice.write_config(&config("{allow: [{cidr: 127.0.0.1/32}]}"));
+    let event = sluice.sighup_and_wait().await;
+    assert_eq!(
+        event["fields"]["message"], "config reload applied",
+        "{event}"
+    );
+    let allowed = sluice_testkit::get(addr, "app.test", "/").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(origin.accepted(), 1);
+}
