@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared by the scenario scripts (sourced): messages, and installing what is missing.
+# Shared by the scenario scripts (sourced): messages, installing what is missing,
+# bounded waits, free ports and process figures.
 
 log() { printf '== %s\n' "$*"; }
 die() {
@@ -19,4 +20,32 @@ install_missing() {
     log "installing ${pkgs[*]} (missing)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null ||
         { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null; }
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll COMMAND every 0.1 s, bounded.
+wait_for() {
+    local what=$1 tries=$(($2 * 10))
+    shift 2
+    while ! "$@" >/dev/null 2>&1; do
+        tries=$((tries - 1))
+        ((tries > 0)) || die "timed out waiting for $what"
+        sleep 0.1
+    done
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Process figures from /proc.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+children_of() { pgrep -P "$1" || true; }
+# tree_rss PID: VmRSS of PID and its children, summed (KiB).
+tree_rss() {
+    local total pid
+    total=$(rss_kib "$1")
+    for pid in $(children_of "$1"); do
+        total=$((total + $(rss_kib "$pid")))
+    done
+    echo "$total"
 }

@@ -162,16 +162,6 @@ in_ns() {
     ip netns exec "$ns" "$@"
 }
 
-# wait_for DESCRIPTION SECONDS COMMAND...: poll COMMAND every 0.1 s, bounded.
-wait_for() {
-    local what=$1 tries=$(($2 * 10))
-    shift 2
-    while ! "$@" >/dev/null 2>&1; do
-        tries=$((tries - 1))
-        ((tries > 0)) || die "timed out waiting for $what"
-        sleep 0.1
-    done
-}
 
 # veth NS_A IF_A ADDR_A NS_B IF_B ADDR_B: a cable between two namespaces. The interfaces
 # are created directly inside them, so nothing appears in the host's namespace.

@@ -151,35 +151,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_for DESCRIPTION SECONDS COMMAND...: poll COMMAND every 0.1 s, bounded.
-wait_for() {
-    local what=$1 tries=$(($2 * 10))
-    shift 2
-    while ! "$@" >/dev/null 2>&1; do
-        tries=$((tries - 1))
-        ((tries > 0)) || die "timed out waiting for $what"
-        sleep 0.1
-    done
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Process figures from /proc.
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Process figures from /proc (wait_for, free_port, rss_kib, children_of and tree_rss
+# come from lib.sh).
 threads_of() { awk '/^Threads:/ { print $2 }' "/proc/$1/status"; }
 fds_of() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-children_of() { pgrep -P "$1" || true; }
-# tree_rss PID: VmRSS of PID and its children, summed (KiB).
-tree_rss() {
-    local total pid
-    total=$(rss_kib "$1")
-    for pid in $(children_of "$1"); do
-        total=$((total + $(rss_kib "$pid")))
-    done
-    echo "$total"
-}
 pct_growth() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a > 0 ? (b - a) * 100 / a : 0) }'; }
 
 # ---------------------------------------------------------------------------------------

@@ -81,28 +81,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.1 s, bounded.
-wait_for() {
-    local what=$1 tries=$(($2 * 10))
-    shift 2
-    while ! "$@" >/dev/null 2>&1; do
-        tries=$((tries - 1))
-        ((tries > 0)) || die "timed out waiting for $what"
-        sleep 0.1
-    done
-}
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-children_of() { pgrep -P "$1" || true; }
-tree_rss() {
-    local total pid
-    total=$(rss_kib "$1")
-    for pid in $(children_of "$1"); do total=$((total + $(rss_kib "$pid"))); done
-    echo "$total"
-}
-
 "$WS_ORIGIN_BIN" >"$WORK/origin.out" 2>&1 &
 PIDS+=($!)
 origin_up() { grep -q ':' "$WORK/origin.out"; }

@@ -84,23 +84,14 @@ pub async fn open(
                 .0
         }
     };
-    let mut allowed: Vec<IpAddr> = Vec::with_capacity(ips.len());
-    let mut first_denial = None;
-    for ip in ips {
-        let v = f.policy.check(&host, port, ip);
-        egress::audit(f.config.audit_log, &f.listener, &host, port, Some(ip), &v);
-        match v {
-            Verdict::Allowed(_) => allowed.push(ip),
-            Verdict::Denied(why) => {
-                first_denial.get_or_insert((why, ip));
-            }
-        }
-    }
+    // The same check (and counting, logging, audit) as a destination's addresses.
+    let egress = f.egress(&host, port);
+    let allowed = egress.filter("", port, &ips);
     if allowed.is_empty() {
-        if let Some((why, ip)) = first_denial {
-            let detail = format!("resolves to {ip}");
-            return Err(f.denied(&host, port, &why.to_string(), &detail));
-        }
+        let why = egress
+            .denial()
+            .unwrap_or_else(|| format!("{host}:{port} has no address"));
+        return Err(ProxyError::new(Cause::DeniedByPolicy, why));
     }
     let (idle, connect_timeout) = f.tunnel_timeouts();
     let stream = dial(&allowed, port, connect_timeout).await?;

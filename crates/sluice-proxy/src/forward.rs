@@ -197,6 +197,18 @@ impl Forward {
         )
     }
 
+    /// The check of `host:port`'s resolved addresses (for a destination's servers, or
+    /// the address a `CONNECT` dials).
+    pub fn egress(&self, host: &Host, port: u16) -> Egress {
+        Egress::new(
+            self.policy.clone(),
+            Some((host.clone(), port)),
+            self.listener.clone(),
+            self.metrics.denied.clone(),
+            self.config.audit_log,
+        )
+    }
+
     pub fn resolver(&self) -> &dns::Resolver {
         &self.resolver
     }
@@ -315,14 +327,7 @@ impl Forward {
         let definition = format!("{:?}", sluice_config::canonical_backend(&cfg));
         let backend = build::backend(0, &cfg, registry, &mut cache, "forward", definition)
             .map_err(|e| ProxyError::new(Cause::UpstreamError, e.to_string()))?;
-        let egress = Egress::new(
-            self.policy.clone(),
-            Some((host.clone(), port)),
-            self.listener.clone(),
-            self.metrics.denied.clone(),
-            self.config.audit_log,
-        );
-        let _ = backend.egress.set(egress);
+        let _ = backend.egress.set(self.egress(host, port));
         if let Host::Name(_) = host {
             dns::start(&self.resolver, &backend, registry).await;
         }

@@ -309,9 +309,10 @@ impl Sluice {
         self.stdout.snapshot()
     }
 
-    /// The access log so far: stdout lines that are JSON objects, parsed.
+    /// The access log so far: stdout's JSON lines of target `access`, parsed (stdout
+    /// also carries forward listeners' `audit` lines).
     pub fn access_log(&self) -> Vec<Json> {
-        json_objects(&self.stdout.snapshot())
+        access_entries(&self.stdout.snapshot())
     }
 
     /// Waits (at most [`DEFAULT_WAIT`]) until the access log has at least `n` entries and
@@ -319,7 +320,7 @@ impl Sluice {
     pub async fn wait_for_access_log(&self, n: usize) -> Vec<Json> {
         let enough = self
             .stdout
-            .wait_until(DEFAULT_WAIT, |lines| json_objects(lines).len() >= n)
+            .wait_until(DEFAULT_WAIT, |lines| access_entries(lines).len() >= n)
             .await;
         assert!(
             enough,
@@ -435,6 +436,14 @@ fn json_objects(lines: &[String]) -> Vec<Json> {
         .iter()
         .filter_map(|l| serde_json::from_str::<Json>(l).ok())
         .filter(Json::is_object)
+        .collect()
+}
+
+fn access_entries(lines: &[String]) -> Vec<Json> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|o| o["target"] == "access")
         .collect()
 }
 
