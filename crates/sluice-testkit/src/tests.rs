@@ -225,7 +225,7 @@ echo "args: $*" >&2
 echo '{"timestamp":"t","level":"INFO","fields":{"message":"listening","listener":"egress","addr":"127.0.0.1:4321"},"target":"sluice"}' >&2
 echo '{"fields":{"message":"listening","listener":"local","addr":"unix:/tmp/local.sock"}}' >&2
 echo '{"fields":{"message":"admin listening","addr":"127.0.0.1:9"}}' >&2
-echo '{"status":200,"path":"/"}'
+echo '{"target":"access","status":200,"path":"/"}'
 sleep 60 &
 wait
 "#;
