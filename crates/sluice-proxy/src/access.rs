@@ -136,7 +136,6 @@ impl Completion {
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
             );
         }
-        self.conn.end_request();
     }
 }
 

@@ -58,6 +58,9 @@ macro_rules! causes {
 
 causes! {
     BadRequest => "bad_request", Client, 400;
+    UriTooLong => "uri_too_long", Client, 414;
+    RequestHeaderTooLarge => "request_header_too_large", Client, 431;
+    NotImplemented => "not_implemented", Client, 501;
     MissingHost => "missing_host", Client, 400;
     InvalidHost => "invalid_host", Client, 400;
     DuplicateHost => "duplicate_host", Client, 400;

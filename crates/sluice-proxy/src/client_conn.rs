@@ -1,5 +1,5 @@
-//! One client connection from accept to close: hyper's HTTP/1.1 server connection plus
-//! the timers hyper does not have in the form a proxy needs.
+//! One client connection from accept to close: sluice's own HTTP/1.1 server side
+//! ([`crate::client_h1`]), run in the connection's task, with the timers a proxy needs.
 //!
 //! - `request_header_timeout`: a request head must be complete within this, counted
 //!   from the accept for the first request and from its first byte for later ones.
@@ -12,61 +12,40 @@
 //! idle on both sides, response, queue). On shutdown the connection finishes its
 //! request and closes.
 //!
-//! A connection that waits [`PARK_AFTER`] for its next request is parked (see [`drive`]):
-//! its task ends, and a much smaller one ([`Parked`]) holds just the socket until the
-//! client sends again, or its listener's park lot (`park.rs`) closes it at its
-//! keep-alive timeout or on shutdown.
+//! A connection that waits [`PARK_AFTER`] for its next request is parked: its task
+//! ends, and a much smaller one ([`Parked`]) holds just the socket until the client
+//! sends again, or its listener's park lot (`park.rs`) closes it at its keep-alive
+//! timeout or on shutdown.
 
 use crate::cause::Cause;
+use crate::client_h1::head::{self, Refusal, ReqHead};
+use crate::client_h1::wire::{ClientBody, Shared, Wire};
+use crate::client_h1::write::Asked;
 use crate::client_io::ClientIo;
-use crate::conn_ctx::{ConnContext, ListenerConns};
+use crate::client_respond::{self as respond, Written};
+use crate::conn_ctx::ConnContext;
 use crate::conn_state::ConnState;
-use crate::error::{error_chain, ProxyError};
+use crate::error::ProxyError;
 use crate::park::Ticket;
 use crate::proxy::ClientInfo;
 use crate::resp_body::RespBody;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::{service_fn, HttpService, Service};
-use hyper_util::rt::TokioIo;
+use http::{Method, Request};
+use parking_lot::Mutex;
 use sluice_net::{ClientAddr, ClientStream};
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::coop::unconstrained;
 use tokio::time::Instant;
 
-/// How long, and how many bytes, a connection answered 408 is read from before it
-/// closes.
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 64 * 1024;
-
-/// How a connection's driver stopped.
-enum Outcome {
-    Ended(Result<(), hyper::Error>),
-    /// The header or keep-alive timer expired while no request was in flight.
-    Idle,
-    /// hyper's connection closed at our request between two requests: its socket and
-    /// service come back to wait for the next request without hyper's buffers.
-    Parked,
-}
-
 /// How long a keep-alive connection waits for its next request before it is parked.
 /// Far above the gap between back-to-back requests (so a busy client never pays the
-/// rebuild, about 2k instructions), short enough that few connections hold buffers at
-/// once while many go idle.
+/// rebuild), short enough that few connections hold buffers at once while many go
+/// idle.
 const PARK_AFTER: Duration = Duration::from_millis(20);
-
-/// hyper's side of one client connection, rebuilt after each park.
-/// With upgrades: after a `101` it resolves, handing the socket to the request that
-/// asked for the switch (see [`crate::tunnel`]).
-type Http1<S> = http1::UpgradeableConnection<TokioIo<ClientIo>, S>;
 
 /// Serves a connection from its accept (or from its park) in a task of its own.
 pub fn spawn(
@@ -80,38 +59,31 @@ pub fn spawn(
     tokio::spawn(drive(stream, addr, ctx, stop));
 }
 
-/// The requests of one connection, answered by the proxy.
-fn service(
-    shared: &ListenerConns,
-    addr: ClientAddr,
-    state: &Arc<ConnState>,
-) -> impl Service<Request<Incoming>, Response = Response<RespBody>, Error = Infallible, Future: Send>
-       + Send
-       + Unpin {
-    let client = ClientInfo {
-        listener: shared.listener.clone(),
-        addr,
-        conn: state.clone(),
-        body_idle: shared.body_idle,
-    };
-    let proxy = shared.proxy.clone();
-    service_fn(move |req| {
-        let proxy = proxy.clone();
-        let client = client.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
-    })
+/// What waiting for the next request head gave.
+// Not boxed: the head is the usual outcome, and it moves on at once.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Head(ReqHead),
+    Bad(Refusal),
+    /// Part of a head arrived, not all of it, within `request_header_timeout`.
+    Timeout,
+    /// Idle for [`PARK_AFTER`]: park until this deadline.
+    Park(Instant),
+    /// Nothing to answer: idle timeout, the client's close, or shutdown.
+    Close,
+}
+
+/// How one exchange ended for the connection.
+enum Served {
+    KeepAlive,
+    /// Closed once what the client still sends has been read for a moment.
+    Close,
+    /// Closed at once (with a reset if the connection was aborted).
+    Abort,
+    Tunnel(Box<crate::tunnel::Pending>),
 }
 
 /// Runs one connection to its end.
-///
-/// Between two requests, once hyper waits for the next one, the connection is
-/// *parked*: hyper's connection (with its 8 KiB read and write buffers) is dropped and
-/// only the socket waits for readability; a new hyper connection takes over when the
-/// client sends again. This is what lets an idle keep-alive client cost about as
-/// little as in HAProxy or NGINX, which also release their buffers while idle. It
-/// happens [`PARK_AFTER`] into the wait between two requests, so back-to-back
-/// requests never pay for it; a connection is not parked before its first request.
-/// A parked connection with nothing read ahead leaves this task for a [`Parked`] one.
 async fn drive(
     stream: ClientStream,
     addr: ClientAddr,
@@ -119,200 +91,291 @@ async fn drive(
     mut stop: watch::Receiver<bool>,
 ) {
     let state = Arc::new(ConnState::default());
-    let mut io = ClientIo::new(stream, state.clone(), ctx.shared.send_timeout);
-    let mut service = service(&ctx.shared, addr, &state);
+    let io = ClientIo::new(stream, state.clone(), ctx.shared.send_timeout);
+    let wire: Shared = Arc::new(Mutex::new(Wire::new(io)));
+    let client = ClientInfo {
+        listener: ctx.shared.listener.clone(),
+        addr,
+        conn: state.clone(),
+        body_idle: ctx.shared.body_idle,
+    };
+    let mut first = true;
+    loop {
+        let head = match next_head(&wire, &ctx, &mut stop, first).await {
+            Next::Head(h) => h,
+            Next::Bad(r) => return refuse(&wire, &ctx, r).await,
+            Next::Timeout => return header_timeout(&wire, &ctx).await,
+            Next::Park(deadline) => {
+                drop(client);
+                return park(wire, addr, ctx, deadline);
+            }
+            Next::Close => return,
+        };
+        first = false;
+        match serve(&wire, &ctx, &stop, head, &client).await {
+            Served::KeepAlive => {}
+            Served::Close => return linger(&wire).await,
+            Served::Abort => return,
+            Served::Tunnel(p) => {
+                let Some(wire) = Arc::into_inner(wire) else {
+                    tracing::warn!("client connection still shared at its upgrade; closed");
+                    return;
+                };
+                let Wire { io, buf, .. } = wire.into_inner();
+                let Some(stream) = io.into_stream() else {
+                    return;
+                };
+                // Boxed: a tunnel's state would otherwise enlarge every task.
+                return Box::pin(crate::client_tunnel::serve(*p, stream, buf)).await;
+            }
+        }
+    }
+}
+
+/// Waits for the next request head and parses it. What a previous read brought (a
+/// pipelined request) is parsed first; a head that is already there (the usual case
+/// right after an accept) is taken without arming any timer.
+async fn next_head(
+    wire: &Shared,
+    ctx: &ConnContext,
+    stop: &mut watch::Receiver<bool>,
+    first: bool,
+) -> Next {
     let t = &ctx.shared.timeouts;
-    let builder = &ctx.shared.builder;
-    let mut stopping = *stop.borrow_and_update();
-    // The stop signal and the timer are polled only to register for a wake-up, and
-    // again when they may have fired (checked cheaply): re-polling them on every
-    // wake-up of the connection would take a lock and a timer-wheel visit each time.
-    let seen = stop.clone();
+    let since = Instant::now();
+    let mut started = false;
+    let park = !first && t.keepalive > PARK_AFTER;
+    let idle_limit = match (first, park) {
+        (true, _) => t.request_header,
+        (false, true) => PARK_AFTER,
+        (false, false) => t.keepalive,
+    };
+    let sleep = tokio::time::sleep_until(since + idle_limit);
+    tokio::pin!(sleep);
+    let stopping = *stop.borrow_and_update();
     let stop_signal = stop.changed();
     tokio::pin!(stop_signal);
-    let mut stop_registered = false;
-    // Armed from the accept: the first request head is due within request_header.
-    // Not parked before its first request: a timer due sooner than every other one
-    // makes tokio wake its driver (an eventfd write and an extra epoll round) on
-    // every accept, which a close-per-request client would pay each time.
-    let mut idle_since = Instant::now();
-    let mut park_due = false;
-    let sleep = tokio::time::sleep_until(idle_since + t.request_header);
-    tokio::pin!(sleep);
-    let (mut armed, mut sleep_registered) = (true, false);
-    // Boxed, so that a parked connection's task holds a pointer, not hyper's state.
-    let mut conn = Box::new(
-        builder
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades(),
-    );
-    let mut parking = false;
-    loop {
-        if stopping {
-            Pin::new(&mut *conn).graceful_shutdown();
-        }
-        let outcome = std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = Pin::new(&mut *conn).poll(cx) {
-                return Poll::Ready(match r {
-                    Ok(()) if parking => Outcome::Parked,
-                    r => Outcome::Ended(r),
-                });
-            }
-            if !stopping {
-                let stop_now = if stop_registered {
-                    seen.has_changed().unwrap_or(true)
-                } else {
-                    stop_registered = true;
-                    Pin::new(&mut unconstrained(stop_signal.as_mut()))
-                        .poll(cx)
-                        .is_ready()
-                };
-                if stop_now {
-                    stopping = true;
-                    Pin::new(&mut *conn).graceful_shutdown();
-                    // hyper acts on it when polled next.
-                    cx.waker().wake_by_ref();
-                }
-            }
-            if state.take_changed() && !state.busy() {
-                // The first request keeps the deadline counted from the accept.
-                let first = state.completed() == 0;
-                if state.head_started() {
-                    if !first {
-                        sleep.as_mut().reset(Instant::now() + t.request_header);
-                    } else if park_due {
-                        // The timer was set to park: back to the accept's deadline.
-                        sleep.as_mut().reset(idle_since + t.request_header);
+    std::future::poll_fn(|cx| {
+        {
+            let mut w = wire.lock();
+            loop {
+                if !w.buf.is_empty() {
+                    match head::parse(&mut w.buf) {
+                        Ok(Some(h)) => return Poll::Ready(Next::Head(h)),
+                        Ok(None) => {}
+                        Err(r) => return Poll::Ready(Next::Bad(r)),
                     }
-                    park_due = false;
-                } else {
-                    // Idle: park soon, close at keepalive_timeout.
-                    idle_since = Instant::now();
-                    park_due = t.keepalive > PARK_AFTER;
-                    let wait = if park_due { PARK_AFTER } else { t.keepalive };
-                    sleep.as_mut().reset(idle_since + wait);
-                }
-                armed = true;
-                sleep_registered = false;
-            }
-            if armed && (!sleep_registered || sleep.is_elapsed()) {
-                sleep_registered = true;
-                // Unconstrained: a poll that only hit the task's coop budget would
-                // return Pending without registering, and the timer would never wake us.
-                let fired = Pin::new(&mut unconstrained(sleep.as_mut()))
-                    .poll(cx)
-                    .is_ready();
-                if fired {
-                    if state.write_blocked() {
-                        // A response is still being handed to a client that reads
-                        // slowly: not idle yet (send_timeout bounds that).
-                        sleep.as_mut().reset(Instant::now() + t.keepalive);
-                        sleep_registered = false;
-                        park_due = false;
-                        cx.waker().wake_by_ref();
-                    } else if state.busy() {
-                        // Nothing to time until the request ends (a change re-arms it).
-                        armed = false;
-                    } else if park_due {
-                        park_due = false;
-                        if !stopping && state.parkable() {
-                            // hyper is idle (keep-alive, nothing buffered to write), so
-                            // this closes its connection object at once without
-                            // touching the socket (a client socket's shutdown is a
-                            // no-op; see sluice_net::ClientStream).
-                            parking = true;
-                            Pin::new(&mut *conn).graceful_shutdown();
+                    if !started {
+                        started = true;
+                        // The first request keeps the deadline counted from the accept.
+                        if !first {
+                            sleep.as_mut().reset(Instant::now() + t.request_header);
                         }
-                        let limit = if state.completed() == 0 {
-                            t.request_header
-                        } else {
-                            t.keepalive
-                        };
-                        sleep.as_mut().reset(idle_since + limit);
-                        sleep_registered = false;
-                        cx.waker().wake_by_ref();
-                    } else {
-                        return Poll::Ready(Outcome::Idle);
                     }
                 }
-            }
-            Poll::Pending
-        })
-        .await;
-        match outcome {
-            Outcome::Parked => {}
-            Outcome::Ended(Err(e)) if e.is_incomplete_message() && state.head_started() => {
-                // A request head arrived with the client's FIN, before hyper handed it over.
-                ctx.count(Cause::ClientClosed);
-                tracing::info!(listener = %ctx.shared.listener.as_str(), cause = Cause::ClientClosed.as_str(), "client closed its connection right after its request, which was not handled (listeners[].half_close: true serves such clients)");
-                return;
-            }
-            Outcome::Ended(Err(e)) => return note_conn_error(&ctx, &e),
-            Outcome::Ended(Ok(())) => {
-                // After an upgrade hyper's connection is an empty shell, but its box
-                // has the size of a whole one: not kept for the tunnel's life.
-                drop(conn);
-                if let Some(tunnel) = state.take_tunnel() {
-                    // Boxed: a tunnel's state would otherwise enlarge every task.
-                    Box::pin(crate::client_tunnel::serve(*tunnel)).await;
+                if w.eof {
+                    if started {
+                        tracing::debug!(listener = %ctx.shared.listener.as_str(), "client closed its connection in the middle of a request head");
+                    }
+                    return Poll::Ready(Next::Close);
                 }
-                return;
+                match w.poll_fill(cx) {
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Next::Close),
+                    Poll::Pending => break,
+                }
             }
-            Outcome::Idle if state.head_started() => {
-                let Some(parts) = parts_of(conn) else { return };
-                let io = parts.io.into_inner();
-                // Boxed: rare, and its state would otherwise enlarge every
-                // connection's task.
-                return Box::pin(request_header_timeout(io, &ctx)).await;
-            }
-            // An idle keep-alive connection, or one that never sent a byte: just close.
-            Outcome::Idle => return,
         }
-        parking = false;
-        // The socket and the service go back into their own slots: new bindings would
-        // store them a second time in every connection's task.
-        let read_buf = {
-            let Some(parts) = parts_of(conn) else { return };
-            io = parts.io.into_inner();
-            service = parts.service;
-            parts.read_buf
-        };
-        ctx.shared.parks.inc();
-        if stopping {
+        if !started && (stopping || stop_signal.as_mut().poll(cx).is_ready()) {
+            return Poll::Ready(Next::Close);
+        }
+        // Unconstrained: a poll that only hit the task's coop budget would return
+        // Pending without registering, and the timer would never wake us.
+        if Pin::new(&mut unconstrained(sleep.as_mut()))
+            .poll(cx)
+            .is_ready()
+        {
+            return Poll::Ready(if started {
+                Next::Timeout
+            } else if park {
+                Next::Park(since + t.keepalive)
+            } else {
+                Next::Close
+            });
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Answers one request: the proxy's answer is written while the client is watched
+/// (its close cancels the request, unless `half_close`).
+async fn serve(
+    wire: &Shared,
+    ctx: &ConnContext,
+    stop: &watch::Receiver<bool>,
+    head: ReqHead,
+    client: &ClientInfo,
+) -> Served {
+    let ReqHead {
+        parts,
+        body,
+        keep_alive,
+        expect_continue,
+    } = head;
+    let asked = Asked {
+        head: parts.method == Method::HEAD,
+        connect: parts.method == Method::CONNECT,
+        version: parts.version,
+        keep_alive,
+    };
+    let req_body = if body.is_end() {
+        ClientBody::empty()
+    } else {
+        wire.lock().begin_body(body, expect_continue);
+        ClientBody::new(wire)
+    };
+    let req = Request::from_parts(parts, req_body);
+    let half_close = ctx.shared.half_close;
+    let handling = ctx.shared.proxy.handle(req, client);
+    tokio::pin!(handling);
+    let resp = std::future::poll_fn(|cx| {
+        if let Poll::Ready(resp) = handling.as_mut().poll(cx) {
+            return Poll::Ready(Some(resp));
+        }
+        if wire.lock().poll_client_gone(cx, half_close) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    let Some(resp) = resp else {
+        // The client left: dropping the request abandons it (logged as 499).
+        return Served::Abort;
+    };
+    let stopping = *stop.borrow();
+    match respond::write(wire, resp, asked, stopping, half_close).await {
+        Written::Failed => Served::Abort,
+        Written::Done { keep_alive } => {
+            if let Some(p) = client.conn.take_tunnel() {
+                return Served::Tunnel(p);
+            }
+            let w = wire.lock();
+            if !keep_alive || w.eof || !w.body.is_end() {
+                // An unread body (the answer did not need it) would be taken for the
+                // next request: the connection ends here.
+                Served::Close
+            } else {
+                Served::KeepAlive
+            }
+        }
+    }
+}
+
+/// A head sluice cannot take: 400/414/431/501 with the reason, then the close.
+async fn refuse(wire: &Shared, ctx: &ConnContext, r: Refusal) {
+    ctx.count(r.cause);
+    tracing::info!(listener = %ctx.shared.listener.as_str(), cause = r.cause.as_str(), detail = %r.detail, "malformed request");
+    answer_and_close(wire, ProxyError::new(r.cause, r.detail)).await;
+}
+
+/// Answers a head that did not complete in time with 408 and closes.
+async fn header_timeout(wire: &Shared, ctx: &ConnContext) {
+    ctx.count(Cause::RequestHeaderTimeout);
+    let e = ProxyError::new(
+        Cause::RequestHeaderTimeout,
+        format!(
+            "no complete request head within {:?}",
+            ctx.shared.timeouts.request_header
+        ),
+    );
+    tracing::info!(listener = %ctx.shared.listener.as_str(), cause = e.cause.as_str(), detail = %e.detail, "request head timed out; answered 408");
+    answer_and_close(wire, e).await;
+}
+
+/// sluice's own answer to a request it did not take, then a lingering close.
+async fn answer_and_close(wire: &Shared, e: ProxyError) {
+    let asked = Asked {
+        head: false,
+        connect: false,
+        version: http::Version::HTTP_11,
+        keep_alive: false,
+    };
+    let resp = RespBody::error_response(&e);
+    // The socket is idle, so the answer fits its send buffer at once; the bound only
+    // stops a client that reads nothing from holding the task.
+    if tokio::time::timeout(LINGER, respond::write(wire, resp, asked, true, true))
+        .await
+        .is_ok()
+    {
+        linger(wire).await;
+    }
+}
+
+/// How long, and how many bytes, a closing connection is read from before it closes.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// A lingering close: what the client still sends is read and dropped for a moment
+/// after our FIN. Closing with its bytes unread would send a reset, which can destroy
+/// the answer before the client reads it. Nothing unread and nothing more coming
+/// (the usual case): the socket just closes.
+async fn linger(wire: &Shared) {
+    {
+        let mut w = wire.lock();
+        // Everything the client sent was read (its FIN too), or nothing is left
+        // unread: a close cannot turn into a reset.
+        if w.eof || (w.buf.is_empty() && w.body.is_end()) {
             return;
         }
-        if !read_buf.is_empty() {
-            // hyper had read ahead (a pipelined request): serve it without waiting.
-            io.push_back(read_buf);
-        } else {
-            // Even empty, it holds hyper's whole read buffer.
-            drop(read_buf);
-            // Everything else of this connection (its state, service, timers, and this
-            // task) is freed; its next request builds them again.
-            drop(service);
-            let Some(stream) = io.into_stream() else {
-                return;
-            };
-            // Refused on shutdown: the socket closes here.
-            if let Some(ticket) = ctx.shared.lot.park(sleep.deadline()) {
-                ctx.shared.parked.inc();
-                tokio::spawn(Parked {
-                    conn: Some(ParkedConn {
-                        stream,
-                        addr,
-                        ctx,
-                        ticket,
-                    }),
-                });
+        w.buf.clear();
+    }
+    let mut closed_write = false;
+    let mut total = 0;
+    let drained = std::future::poll_fn(|cx| {
+        let mut w = wire.lock();
+        if !closed_write {
+            match w.io.poll_close_write(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => closed_write = true,
             }
-            return;
         }
-        sleep_registered = false;
-        conn = Box::new(
-            builder
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades(),
-        );
+        while !w.eof && total < LINGER_BYTES {
+            match w.poll_fill(cx) {
+                Poll::Ready(Ok(n)) => {
+                    total += n;
+                    w.buf.clear();
+                }
+                Poll::Ready(Err(_)) => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(())
+    });
+    let _ = tokio::time::timeout(LINGER, drained).await;
+}
+
+/// Leaves this task for a [`Parked`] one holding the bare socket until `deadline`.
+fn park(wire: Shared, addr: ClientAddr, ctx: ConnContext, deadline: Instant) {
+    ctx.shared.parks.inc();
+    let Some(wire) = Arc::into_inner(wire) else {
+        tracing::debug!("client connection still shared while idle; closed");
+        return;
+    };
+    let Some(stream) = wire.into_inner().io.into_stream() else {
+        return;
+    };
+    // Refused on shutdown: the socket closes here.
+    if let Some(ticket) = ctx.shared.lot.park(deadline) {
+        ctx.shared.parked.inc();
+        tokio::spawn(Parked {
+            conn: Some(ParkedConn {
+                stream,
+                addr,
+                ctx,
+                ticket,
+            }),
+        });
     }
 }
 
@@ -370,71 +433,5 @@ impl Drop for Parked {
         if let Some(c) = self.conn.take() {
             drop(c.unpark());
         }
-    }
-}
-
-/// Takes hyper's connection apart, freeing its box (moving out of a `Box` in place
-/// would keep the allocation until the variable is reassigned). `None` after an
-/// upgrade, which took the socket.
-#[allow(clippy::boxed_local)] // the point is to take the box, so it is freed here
-fn parts_of<S>(conn: Box<Http1<S>>) -> Option<http1::Parts<TokioIo<ClientIo>, S>>
-where
-    S: HttpService<Incoming, ResBody = crate::resp_body::RespBody>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    conn.into_parts()
-}
-
-/// Answers a head that did not complete in time with 408 and closes.
-async fn request_header_timeout(mut io: ClientIo, ctx: &ConnContext) {
-    ctx.count(Cause::RequestHeaderTimeout);
-    let e = ProxyError::new(
-        Cause::RequestHeaderTimeout,
-        format!(
-            "no complete request head within {:?}",
-            ctx.shared.timeouts.request_header
-        ),
-    );
-    tracing::info!(listener = %ctx.shared.listener.as_str(), cause = e.cause.as_str(), detail = %e.detail, "request head timed out; answered 408");
-    let body = e.body_text();
-    let status = e.cause.status();
-    let head = format!(
-        "HTTP/1.1 {} {}\r\n{}: {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        crate::error::ERROR_HEADER,
-        e.cause.as_str(),
-        body.len()
-    );
-    // The socket is idle, so this fits its send buffer at once; the bound only stops a
-    // client that reads nothing from holding the task. Then a short lingering close:
-    // closing with the client's bytes unread would send a reset, which can destroy
-    // the 408 before the client reads it.
-    let answer = async {
-        io.write_all(head.as_bytes()).await?;
-        io.write_all(body.as_bytes()).await?;
-        io.flush().await?;
-        let mut buf = vec![0u8; 4096];
-        let mut drained = 0;
-        while drained < LINGER_BYTES {
-            match io.read(&mut buf).await? {
-                0 => break,
-                n => drained += n,
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    let _ = tokio::time::timeout(LINGER, answer).await;
-}
-
-/// A malformed request is answered 400 by hyper before our service runs, so its reason
-/// only reaches the log and the client-error counter, here. A client that left
-/// mid-request was already counted by its request.
-fn note_conn_error(ctx: &ConnContext, e: &hyper::Error) {
-    if e.is_parse() || e.is_parse_too_large() {
-        ctx.count(Cause::BadRequest);
-        tracing::info!(listener = %ctx.shared.listener.as_str(), cause = Cause::BadRequest.as_str(), detail = %error_chain(e), "malformed request");
-    } else {
-        tracing::debug!(listener = %ctx.shared.listener.as_str(), error = %error_chain(e), "client connection ended with an error");
     }
 }

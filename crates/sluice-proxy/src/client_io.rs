@@ -1,13 +1,10 @@
-//! The client socket as hyper sees it: reads are reported to the connection's state
-//! (the start of a request head arms the header timeout), a write that waits longer
+//! The client socket as the HTTP/1.1 server side uses it: a write that waits longer
 //! than `send_timeout` for a client that does not read fails the connection, and an
-//! aborted connection is closed with a reset. Bytes hyper had read ahead when its
-//! connection was parked are handed back first to the next one; a parked connection
-//! with nothing read ahead takes the bare socket ([`ClientIo::into_stream`]).
+//! aborted connection is closed with a reset. A parked connection or a tunnel takes
+//! the bare socket ([`ClientIo::into_stream`]).
 
 use crate::conn_state::ConnState;
 use crate::idle::IdleTimer;
-use bytes::{Buf, Bytes};
 use sluice_net::ClientStream;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -22,8 +19,6 @@ pub struct ClientIo {
     stream: Option<ClientStream>,
     state: Arc<ConnState>,
     send: IdleTimer,
-    /// Read ahead by a previous hyper connection on this socket, not yet consumed.
-    unread: Bytes,
 }
 
 impl ClientIo {
@@ -32,25 +27,13 @@ impl ClientIo {
             stream: Some(stream),
             state,
             send: IdleTimer::new(send_timeout),
-            unread: Bytes::new(),
         }
     }
 
-    /// Bytes to read before the socket's (what the parked connection had read ahead).
-    pub fn push_back(&mut self, unread: Bytes) {
-        self.unread = unread;
-    }
-
-    /// The socket alone, for a connection parked between two requests (not aborted:
-    /// only an idle connection parks).
+    /// The socket alone, for a parked connection or a tunnel (not aborted: only an
+    /// idle or switched connection gets here).
     pub fn into_stream(mut self) -> Option<ClientStream> {
         self.stream.take()
-    }
-
-    /// The socket and what is still unread of the bytes pushed back, for a tunnel.
-    pub fn into_tunnel(mut self) -> Option<(ClientStream, Bytes)> {
-        let unread = std::mem::take(&mut self.unread);
-        self.stream.take().map(|s| (s, unread))
     }
 
     fn stream(&mut self) -> io::Result<Pin<&mut ClientStream>> {
@@ -58,8 +41,16 @@ impl ClientIo {
             Some(s) => Ok(Pin::new(s)),
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
-                "client socket already handed to its parked connection",
+                "client socket already handed over",
             )),
+        }
+    }
+
+    /// Sends our FIN now (a lingering close reads on after it).
+    pub fn poll_close_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.stream {
+            Some(s) => s.poll_close_write(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 
@@ -72,10 +63,8 @@ impl ClientIo {
     ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
             self.send.progress();
-            self.state.set_write_blocked(false);
             return polled;
         }
-        self.state.set_write_blocked(true);
         match self.send.poll_expired(cx) {
             Poll::Ready(()) => {
                 self.state.send_timeout();
@@ -98,25 +87,10 @@ impl AsyncRead for ClientIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.unread.is_empty() {
-            let n = this.unread.len().min(buf.remaining());
-            buf.put_slice(&this.unread[..n]);
-            this.unread.advance(n);
-            this.state.set_read_waiting(false);
-            this.state.note_read();
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let polled = match this.stream() {
+        match self.get_mut().stream() {
             Ok(s) => s.poll_read(cx, buf),
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        this.state.set_read_waiting(polled.is_pending());
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.state.note_read();
+            Err(e) => Poll::Ready(Err(e)),
         }
-        polled
     }
 }
 

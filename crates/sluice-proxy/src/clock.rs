@@ -24,3 +24,28 @@ pub fn now_ms() -> u64 {
 pub fn instant(ms: u64) -> Instant {
     epoch() + Duration::from_millis(ms)
 }
+
+/// The `Date` of a response sent now: formatted once a second per thread, since every
+/// response needs one (RFC 9110 §6.6.1) and formatting costs more than the lookup.
+pub fn http_date() -> http::HeaderValue {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: RefCell<(u64, Option<http::HeaderValue>)> = const { RefCell::new((0, None)) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        match &c.1 {
+            Some(v) if c.0 == secs => v.clone(),
+            _ => {
+                let v = http::HeaderValue::from_str(&httpdate::fmt_http_date(now)).unwrap_or_else(
+                    |_| http::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+                );
+                *c = (secs, Some(v.clone()));
+                v
+            }
+        }
+    })
+}

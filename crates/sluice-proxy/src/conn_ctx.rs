@@ -6,7 +6,6 @@ use crate::cause::Cause;
 use crate::metrics::{ClientErrorLabels, Name};
 use crate::park::ParkLot;
 use crate::proxy::Proxy;
-use hyper::server::conn::http1;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -26,7 +25,8 @@ pub struct ClientTimeouts {
 pub struct ListenerConns {
     pub proxy: Arc<Proxy>,
     pub listener: Name,
-    pub builder: http1::Builder,
+    /// `listeners[].half_close`: a client's FIN does not cancel its request.
+    pub half_close: bool,
     pub timeouts: ClientTimeouts,
     /// `send_timeout` and `request_body_idle_timeout` of the listener.
     pub send_timeout: Duration,

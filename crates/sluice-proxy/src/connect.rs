@@ -14,7 +14,6 @@ use crate::resp_body::RespBody;
 use crate::tunnel::{Far, Pending, Tunnels};
 use http::request::Parts;
 use http::Response;
-use hyper::upgrade::OnUpgrade;
 use sluice_policy::{Host, Verdict};
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
@@ -95,11 +94,7 @@ pub async fn open(
     }
     let (idle, connect_timeout) = f.tunnel_timeouts();
     let stream = dial(&allowed, port, connect_timeout).await?;
-    let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
-        return Err(bad("the connection cannot be taken over for a tunnel"));
-    };
     ctx.conn.set_tunnel(Pending::new(
-        on_upgrade,
         (Far::Tcp(stream), None),
         TunnelLabels {
             route: f.route.clone(),

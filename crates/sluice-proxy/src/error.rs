@@ -72,23 +72,6 @@ pub enum ClientBodyError {
 }
 
 impl ClientBodyError {
-    /// Classifies an error of the client's body as hyper's server side reports it: a
-    /// framing error (bad chunk size, ...) is malformed; anything else (early EOF, reset,
-    /// the connection failing) means the client went away.
-    pub fn from_incoming(e: &hyper::Error) -> Self {
-        let malformed = io_kinds(e).any(|k| {
-            matches!(
-                k,
-                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
-            )
-        });
-        if malformed {
-            Self::Malformed(error_chain(e))
-        } else {
-            Self::Closed
-        }
-    }
-
     pub fn cause(&self) -> Cause {
         match self {
             Self::Malformed(_) => Cause::BadRequestBody,

@@ -6,6 +6,7 @@
 use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
 use crate::cause::Party;
+use crate::client_h1::wire::ClientBody;
 use crate::conn_state::ConnState;
 use crate::connect;
 use crate::error::{self, ProxyError, Retry};
@@ -26,8 +27,7 @@ use arc_swap::ArcSwap;
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::{Body, Incoming};
-use hyper::upgrade::OnUpgrade;
+use hyper::body::Body;
 use sluice_net::ClientAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -105,8 +105,11 @@ impl Proxy {
 
     /// Answers one client request. Never fails: errors become 4xx/5xx responses that
     /// carry a `sluice-error` header.
-    pub async fn handle(&self, req: Request<Incoming>, client: &ClientInfo) -> Response<RespBody> {
-        client.conn.begin_request();
+    pub async fn handle(
+        &self,
+        req: Request<ClientBody>,
+        client: &ClientInfo,
+    ) -> Response<RespBody> {
         let rt = self.runtime.load_full();
         let (mut parts, body) = req.into_parts();
         let request_id = self.request_id(&mut parts);
@@ -188,11 +191,9 @@ impl Proxy {
         );
 
         let upgrade = upgrade::requested(&parts);
-        let on_upgrade = upgrade
-            .as_ref()
-            .and_then(|_| parts.extensions.remove::<OnUpgrade>());
+        let switching = upgrade.is_some();
         head::prepare_upstream_head(&mut parts, client.addr, &host);
-        if let Some(u) = upgrade.filter(|_| on_upgrade.is_some()) {
+        if let Some(u) = upgrade {
             upgrade::keep_on(&mut parts.headers, u);
         }
         let (body, upload) = if body.is_end_stream() {
@@ -203,7 +204,6 @@ impl Proxy {
         };
         let req = Request::from_parts(parts, body);
 
-        let switching = on_upgrade.is_some();
         match self
             .forward(backend, req, hash, upload.as_deref(), switching)
             .await
@@ -215,7 +215,6 @@ impl Proxy {
                 }
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                     let s = Switch {
-                        on_upgrade,
                         conn: &client.conn,
                         labels: TunnelLabels {
                             route: route_label.clone(),

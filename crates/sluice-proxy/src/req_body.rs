@@ -1,11 +1,11 @@
 //! The request body sent upstream: nothing, or the client's body streamed through.
 
+use crate::client_h1::wire::ClientBody;
 use crate::clock::{instant, now_ms};
 use crate::error::ClientBodyError;
 use crate::idle::IdleTimer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 pub enum ReqBody {
     Empty,
     Stream {
-        inner: Incoming,
+        inner: ClientBody,
         idle: IdleTimer,
         upload: Arc<Upload>,
     },
@@ -57,7 +57,7 @@ impl Upload {
 
 impl ReqBody {
     /// The client's body; fails if no data arrives for `idle` while the upstream waits.
-    pub fn from_client(inner: Incoming, idle: Duration) -> (Self, Arc<Upload>) {
+    pub fn from_client(inner: ClientBody, idle: Duration) -> (Self, Arc<Upload>) {
         let upload = Arc::new(Upload {
             failure: OnceLock::new(),
             waiting_on_client: AtomicBool::new(false),
@@ -104,7 +104,7 @@ impl Body for ReqBody {
                 upload.last_progress_ms.store(now_ms(), Relaxed);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ClientBodyError::from_incoming(&e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {
                 upload.last_progress_ms.store(now_ms(), Relaxed);
                 Poll::Ready(None)

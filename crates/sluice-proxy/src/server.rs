@@ -5,7 +5,6 @@ use crate::conn_ctx::{ClientTimeouts, ConnContext, ListenerConns};
 use crate::metrics::{ListenerLabels, Name};
 use crate::park::ParkLot;
 use crate::proxy::Proxy;
-use hyper::server::conn::http1;
 use sluice_net::Listener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,16 +109,10 @@ impl Setup {
             listener: name.clone(),
         };
         let m = proxy.metrics();
-        let mut builder = http1::Builder::new();
-        // The header timeout is sluice's own (client_conn), so a slow head gets a 408.
-        builder
-            .keep_alive(true)
-            .half_close(settings.half_close)
-            .header_read_timeout(None);
         let conns = ListenerConns {
             proxy: proxy.clone(),
             listener: name,
-            builder,
+            half_close: settings.half_close,
             timeouts: ClientTimeouts {
                 keepalive: settings.keepalive_timeout,
                 request_header: settings.request_header_timeout,

@@ -19,7 +19,6 @@ use crate::upstream::Upstream;
 use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
 use http::request::Parts;
 use http::{Response, Version};
-use hyper::upgrade::OnUpgrade;
 use std::time::Duration;
 
 /// The protocols an HTTP/1.1 request asks to switch to (its `Upgrade`, without
@@ -58,7 +57,6 @@ pub fn keep_on(headers: &mut HeaderMap, upgrade: HeaderValue) {
 
 /// Everything a switch needs besides the origin's answer.
 pub struct Switch<'a> {
-    pub on_upgrade: Option<OnUpgrade>,
     pub conn: &'a ConnState,
     pub labels: TunnelLabels,
     pub idle: Duration,
@@ -67,8 +65,8 @@ pub struct Switch<'a> {
 }
 
 /// The origin's `101`, passed on to the client (with an empty body the caller
-/// completes); the tunnel starts once hyper has written it (the connection's driver
-/// runs it).
+/// completes); the tunnel starts once it is written (the connection's driver runs
+/// it).
 pub fn switch(
     resp: Response<UpBody>,
     up: Upstream,
@@ -79,16 +77,15 @@ pub fn switch(
     let refused = |detail: &str| ProxyError::new(Cause::UpstreamProtocolError, detail);
     // The origin must take the whole request before it switches (RFC 9110 §15.2.2).
     let body_ok = matches!(&body, UpBody::H1(b) if b.upload_done());
-    let Some(on_upgrade) = s.on_upgrade.filter(|_| body_ok) else {
+    if !body_ok {
         return Err(refused(
             "the origin switched protocols before it had the whole request",
         ));
-    };
+    }
     let Some((h1, slot)) = up.into_tunnel() else {
         return Err(refused("the origin switched protocols on an HTTP/2 stream"));
     };
     s.conn.set_tunnel(Pending::new(
-        on_upgrade,
         (Far::H1(h1), Some(slot)),
         s.labels,
         s.idle,

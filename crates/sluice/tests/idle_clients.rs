@@ -1,8 +1,9 @@
 //! Keep-alive client connections between requests: once a response is done and the
-//! client has sent nothing more, the connection is parked (hyper's connection, its
-//! buffers and the connection's task are dropped; a small task holds the socket) and
-//! taken up again when the client sends. Parking must be invisible to clients: pipelined bytes, a head split across
-//! the park, timeouts and shutdown behave as on a connection that never parked.
+//! client has sent nothing more, the connection is parked (its read buffer and the
+//! connection's task are dropped; a small task holds the socket) and taken up again
+//! when the client sends. Parking must be invisible to clients: pipelined bytes, a
+//! head split across reads, timeouts and shutdown behave as on a connection that
+//! never parked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -40,23 +41,28 @@ async fn an_idle_keep_alive_connection_is_parked_and_serves_its_next_request() {
     sluice.wait_for_metric(PARKED, |v| v == 0.0).await;
 }
 
-/// The client pipelines a second request and only half of its head: hyper has read
-/// those bytes ahead when the connection parks, so they must be handed to the next
-/// hyper connection, and the rest of the head completes the request.
+/// The client pipelines a second request and only half of its head: those bytes
+/// were read with the first request, so they must be kept (a connection with half a
+/// head is not idle and does not park) and the rest of the head completes the
+/// request. Once both are answered, the connection parks and still serves a third.
 #[tokio::test]
-async fn bytes_read_ahead_before_parking_are_not_lost() {
+async fn bytes_read_ahead_are_not_lost_and_the_connection_parks_after() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
     let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
     conn.send(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\nGET /b HTTP/1.1\r\nHo")
         .await;
     read_responses(&mut conn, 1).await;
-    sluice.wait_for_metric(PARKS, |v| v == 1.0).await;
     conn.send(b"st: app.test\r\n\r\n").await;
     let text = read_responses(&mut conn, 2).await;
     assert!(text.contains("x-origin-path: /a\r\n"), "{text}");
     assert!(text.contains("x-origin-path: /b\r\n"), "{text}");
     assert!(!text.contains(" 400 "), "{text}");
+    sluice.wait_for_metric(PARKS, |v| v == 1.0).await;
+    conn.send(b"GET /c HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .await;
+    let text = read_responses(&mut conn, 3).await;
+    assert!(text.contains("x-origin-path: /c\r\n"), "{text}");
 }
 
 /// A parked connection still closes silently at `keepalive_timeout`, and on shutdown

@@ -12,7 +12,6 @@ pub mod pump;
 use crate::h1_conn::{Raw, H1};
 use crate::limit::Slot;
 use crate::metrics::{TunnelLabels, TunnelMetrics};
-use hyper::upgrade::OnUpgrade;
 use pump::{End, Moved, Pump, Side};
 use sluice_net::ClientStream;
 use std::io;
@@ -58,7 +57,6 @@ pub enum Far {
 /// A switch the origin agreed to, waiting for hyper to write the `101` (or the `200`
 /// to a `CONNECT`) to the client and hand its connection over.
 pub struct Pending {
-    pub on_upgrade: OnUpgrade,
     pub upstream: Far,
     /// Its server slot (`maxconn`), held to the end; a `CONNECT` has none.
     pub slot: Option<Slot>,
@@ -70,7 +68,6 @@ pub struct Pending {
 
 impl Pending {
     pub fn new(
-        on_upgrade: OnUpgrade,
         (upstream, slot): (Far, Option<Slot>),
         labels: TunnelLabels,
         idle: Duration,
@@ -78,7 +75,6 @@ impl Pending {
         metrics: &TunnelMetrics,
     ) -> Self {
         Self {
-            on_upgrade,
             upstream,
             slot,
             labels,

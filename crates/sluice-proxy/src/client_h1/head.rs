@@ -1,0 +1,263 @@
+//! A client's HTTP/1.1 request head: parsed with `httparse` (strict: no obs-fold, no
+//! space before a colon, no invalid header), with the framing its body has (RFC 9112
+//! §6.3, read strictly, since a proxy that frames a request differently from its
+//! origin is how requests get smuggled) and whether the connection persists.
+
+use crate::cause::Cause;
+use crate::h1_chunked::Chunked;
+use crate::h1_conn::BodyState;
+use crate::headers;
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri, Version};
+
+/// A request head larger than this is refused with 431 (NGINX's
+/// `large_client_header_buffers` default is 4 × 8 KiB, HAProxy's buffer 16 KiB).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// A request line longer than this is refused with 414.
+pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+
+/// Headers in a request head, at most (hyper's default, and HAProxy's 101).
+pub const MAX_HEADERS: usize = 100;
+
+/// A parsed request head, ready to be answered.
+#[derive(Debug)]
+pub struct ReqHead {
+    pub parts: http::request::Parts,
+    /// How its body is framed (`Done`: it has none).
+    pub body: BodyState,
+    /// The client lets the connection take another request after this one.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue`: the client waits for a `100` before it sends its body.
+    pub expect_continue: bool,
+}
+
+/// Why a head is refused: the answer's status comes from the cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub cause: Cause,
+    pub detail: String,
+}
+
+impl Refusal {
+    fn new(cause: Cause, detail: impl Into<String>) -> Self {
+        Self {
+            cause,
+            detail: detail.into(),
+        }
+    }
+
+    fn bad(detail: impl Into<String>) -> Self {
+        Self::new(Cause::BadRequest, detail)
+    }
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// On success the head's bytes are removed from `buf`.
+pub fn parse(buf: &mut BytesMut) -> Result<Option<ReqHead>, Refusal> {
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            too_large(buf, buf.len())?;
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal::new(
+                Cause::RequestHeaderTooLarge,
+                format!("more than {MAX_HEADERS} request headers"),
+            ))
+        }
+        Err(e) => return Err(Refusal::bad(format!("invalid request head: {e}"))),
+    };
+    too_large(buf, len)?;
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Refusal::bad("incomplete request line"));
+    };
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| Refusal::bad(format!("invalid method {method:?}")))?;
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let raw: &[httparse::Header<'_>] = req.headers;
+    let base = buf.as_ptr() as usize;
+    let target_span = (target.as_ptr() as usize - base, target.len());
+    let keep_alive = persists(raw, version);
+    let body = framing(&method, version, raw)?;
+    let expect_continue = version == Version::HTTP_11
+        && values(raw, "expect").any(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    let spans: Vec<_> = raw
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        })
+        .collect();
+    // Values (and the target) share the head's buffer instead of each being copied.
+    let head = buf.split_to(len).freeze();
+    let (at, n) = target_span;
+    let uri = Uri::from_maybe_shared(head.slice(at..at + n))
+        .map_err(|e| Refusal::bad(format!("invalid request target: {e}")))?;
+    let mut map = HeaderMap::with_capacity(spans.len());
+    for (name_at, name_len, value_at, value_len) in spans {
+        let raw_name = &head[name_at..name_at + name_len];
+        let name = HeaderName::from_bytes(raw_name).map_err(|_| {
+            Refusal::bad(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(raw_name)
+            ))
+        })?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| Refusal::bad(format!("invalid value of header {name}")))?;
+        map.append(name, value);
+    }
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = map;
+    Ok(Some(ReqHead {
+        parts: req.into_parts().0,
+        body,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+/// Refuses a head (of `len` bytes so far) that is over the limits: 414 while the
+/// request line alone is too long, 431 for the whole head.
+fn too_large(buf: &[u8], len: usize) -> Result<(), Refusal> {
+    let line = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    if line > MAX_REQUEST_LINE {
+        return Err(Refusal::new(
+            Cause::UriTooLong,
+            format!("request line longer than {} KiB", MAX_REQUEST_LINE / 1024),
+        ));
+    }
+    if len > MAX_HEAD {
+        return Err(Refusal::new(
+            Cause::RequestHeaderTooLarge,
+            format!("request head larger than {} KiB", MAX_HEAD / 1024),
+        ));
+    }
+    Ok(())
+}
+
+/// The values of header `name` (given in lower case), as text (others are skipped).
+fn values<'a>(
+    raw: &'a [httparse::Header<'a>],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    raw.iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+}
+
+/// RFC 9112 §9.3: HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with
+/// `Connection: keep-alive`.
+fn persists(raw: &[httparse::Header<'_>], version: Version) -> bool {
+    let mut tokens = headers::connection_tokens(values(raw, header::CONNECTION.as_str()));
+    if version == Version::HTTP_10 {
+        tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"))
+    } else {
+        !tokens.any(|t| t.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// RFC 9112 §6.3 for requests, strictly. Every message an origin could frame
+/// differently is refused rather than repaired:
+/// - `Transfer-Encoding` must be exactly `chunked` (other codings are 501: the origin
+///   would not learn of them, since the header stops at this hop), on HTTP/1.1, and
+///   never beside a `Content-Length` (NGINX refuses that too);
+/// - `Content-Length` must be digits, and equal where repeated.
+///
+/// A `CONNECT` has no body (RFC 9110 §9.3.6): what follows its head is the tunnel's.
+fn framing(
+    method: &Method,
+    version: Version,
+    raw: &[httparse::Header<'_>],
+) -> Result<BodyState, Refusal> {
+    let te: Vec<&httparse::Header<'_>> = raw
+        .iter()
+        .filter(|h| {
+            h.name
+                .eq_ignore_ascii_case(header::TRANSFER_ENCODING.as_str())
+        })
+        .collect();
+    let has_length = raw
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str()));
+    if *method == Method::CONNECT {
+        return Ok(BodyState::Done);
+    }
+    if !te.is_empty() {
+        if version == Version::HTTP_10 {
+            return Err(Refusal::bad("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if has_length {
+            return Err(Refusal::bad(
+                "the request has both Content-Length and Transfer-Encoding",
+            ));
+        }
+        let mut codings = Vec::new();
+        for h in te {
+            let text = std::str::from_utf8(h.value)
+                .map_err(|_| Refusal::bad("invalid Transfer-Encoding value"))?;
+            codings.extend(text.split(',').map(str::trim));
+        }
+        return match codings.as_slice() {
+            [one] if one.eq_ignore_ascii_case("chunked") => Ok(BodyState::Chunked(Chunked::new())),
+            [.., last] if last.eq_ignore_ascii_case("chunked") => Err(Refusal::new(
+                Cause::NotImplemented,
+                format!(
+                    "transfer coding {:?} is not supported (only chunked)",
+                    codings.join(", ")
+                ),
+            )),
+            _ => Err(Refusal::bad(format!(
+                "Transfer-Encoding {:?} does not end in chunked",
+                codings.join(", ")
+            ))),
+        };
+    }
+    let mut length = None;
+    for text in raw
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str()))
+        .map(|h| std::str::from_utf8(h.value).unwrap_or("x"))
+    {
+        for part in text.split(',') {
+            let digits = part.trim();
+            // `parse` would take a sign ("+5"): the RFC allows digits only.
+            let n: u64 = digits
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| digits.parse().ok())
+                .flatten()
+                .ok_or_else(|| Refusal::bad(format!("invalid Content-Length {text:?}")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Refusal::bad("conflicting Content-Length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        None | Some(0) => BodyState::Done,
+        Some(n) => BodyState::Length(n),
+    })
+}
+
+#[cfg(test)]
+#[path = "head_tests.rs"]
+mod tests;
