@@ -146,7 +146,14 @@ async fn goaway_under_concurrency_loses_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refused_streams_are_re_sent_and_no_client_sees_them() {
     let origin = Origin::builder().http2().refuse_first(3).start().await;
-    let yaml = config(&origin, None, "    protocol: http2");
+    // Two requests can each open a connection; a stream refused on the first may then
+    // be re-sent among the second's first three and be refused again, so a second
+    // attempt must be allowed for the test not to depend on that timing.
+    let yaml = config(
+        &origin,
+        None,
+        "    protocol: http2\n    retries: {attempts: 3, budget: {ratio: 1.0}}",
+    );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
     let tasks: Vec<_> = (0..10)

@@ -165,13 +165,13 @@ impl Sink {
             let n = if self.queue.len() == 1 || !io.is_write_vectored() {
                 ready!(Pin::new(&mut *io).poll_write(cx, &self.queue[0]))?
             } else {
-                let slices: Vec<IoSlice<'_>> = self
-                    .queue
-                    .iter()
-                    .take(MAX_SLICES)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
-                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))?
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut n = 0;
+                for (slot, b) in slices.iter_mut().zip(&self.queue) {
+                    *slot = IoSlice::new(b);
+                    n += 1;
+                }
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]))?
             };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
