@@ -45,7 +45,7 @@ use tokio::time::Instant;
 /// Far above the gap between back-to-back requests (so a busy client never pays the
 /// rebuild), short enough that few connections hold buffers at once while many go
 /// idle.
-const PARK_AFTER: Duration = Duration::from_millis(20);
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// Serves a connection from its accept (or from its park) in a task of its own.
 pub fn spawn(
@@ -150,14 +150,18 @@ async fn next_head(
     let t = &ctx.shared.timeouts;
     let since = Instant::now();
     let mut started = false;
+    // Parking is timed by the listener's idle tick (see idle_tick.rs), not a timer of
+    // this connection's: the sleep below is armed only for a head that has begun, or
+    // when the connection cannot park.
     let park = !first && t.keepalive > PARK_AFTER;
-    let idle_limit = match (first, park) {
-        (true, _) => t.request_header,
-        (false, true) => PARK_AFTER,
-        (false, false) => t.keepalive,
-    };
+    let idle_limit = if first { t.request_header } else { t.keepalive };
     let sleep = tokio::time::sleep_until(since + idle_limit);
     tokio::pin!(sleep);
+    let mut timed = !park;
+    let tick = &ctx.shared.idle_tick;
+    let mut waiting = None;
+    let next_tick = tick.next();
+    tokio::pin!(next_tick);
     let stopping = *stop.borrow_and_update();
     let stop_signal = stop.changed();
     tokio::pin!(stop_signal);
@@ -173,6 +177,8 @@ async fn next_head(
                     }
                     if !started {
                         started = true;
+                        timed = true;
+                        waiting = None;
                         // The first request keeps the deadline counted from the accept.
                         if !first {
                             sleep.as_mut().reset(Instant::now() + t.request_header);
@@ -195,6 +201,21 @@ async fn next_head(
         if !started && (stopping || stop_signal.as_mut().poll(cx).is_ready()) {
             return Poll::Ready(Next::Close);
         }
+        if !timed {
+            if waiting.is_none() {
+                waiting = Some(tick.join());
+            }
+            while Pin::new(&mut unconstrained(next_tick.as_mut()))
+                .poll(cx)
+                .is_ready()
+            {
+                if since.elapsed() >= PARK_AFTER {
+                    return Poll::Ready(Next::Park(since + t.keepalive));
+                }
+                next_tick.set(tick.next());
+            }
+            return Poll::Pending;
+        }
         // Unconstrained: a poll that only hit the task's coop budget would return
         // Pending without registering, and the timer would never wake us.
         if Pin::new(&mut unconstrained(sleep.as_mut()))
@@ -203,8 +224,6 @@ async fn next_head(
         {
             return Poll::Ready(if started {
                 Next::Timeout
-            } else if park {
-                Next::Park(since + t.keepalive)
             } else {
                 Next::Close
             });

@@ -34,6 +34,8 @@ pub struct ListenerConns {
     pub client_errors: Family<ClientErrorLabels, Counter>,
     /// Where its connections wait between two requests (see `client_conn`).
     pub lot: Arc<ParkLot>,
+    /// When its idle connections check whether to park.
+    pub idle_tick: Arc<crate::idle_tick::IdleTick>,
     /// Connections of this listener open now, and parked now.
     pub open: Gauge,
     pub parked: Gauge,

@@ -27,6 +27,7 @@ mod head;
 mod headers;
 mod health;
 mod idle;
+mod idle_tick;
 mod inspect;
 mod limit;
 mod metrics;

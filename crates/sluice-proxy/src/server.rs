@@ -2,6 +2,7 @@
 
 use crate::client_conn;
 use crate::conn_ctx::{ClientTimeouts, ConnContext, ListenerConns};
+use crate::idle_tick::IdleTick;
 use crate::metrics::{ListenerLabels, Name};
 use crate::park::ParkLot;
 use crate::proxy::Proxy;
@@ -121,6 +122,7 @@ impl Setup {
             body_idle: settings.request_body_idle_timeout,
             client_errors: m.client_errors.clone(),
             lot: ParkLot::new(stop.clone()),
+            idle_tick: IdleTick::new(crate::client_conn::PARK_AFTER),
             open: m.client_connections.get_or_create(&labels).clone(),
             parked: m.client_connections_parked.get_or_create(&labels).clone(),
             parks: m.client_parks.get_or_create(&labels).clone(),
