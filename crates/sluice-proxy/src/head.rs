@@ -115,7 +115,7 @@ pub fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, host: &str) 
     }
     parts.version = Version::HTTP_11;
     headers::strip_hop_by_hop(&mut parts.headers);
-    // hyper has already answered `Expect: 100-continue` towards the client when the
+    // sluice answers `Expect: 100-continue` towards the client itself when the
     // body is read; the origin gets the body without waiting.
     parts.headers.remove(http::header::EXPECT);
     headers::add_forwarded(&mut parts.headers, client);

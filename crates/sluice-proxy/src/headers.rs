@@ -62,7 +62,7 @@ pub fn names_a_header(token: &str) -> bool {
     !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
 }
 
-/// Removes hop-by-hop headers. `Transfer-Encoding` goes too: hyper re-frames bodies.
+/// Removes hop-by-hop headers. `Transfer-Encoding` goes too: each hop frames bodies itself.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the few headers a request has, comparing names (an enum compare
     // for standard ones), instead of nine hashed removals for headers that are

@@ -29,7 +29,7 @@ pub enum UpBody {
     H2(Incoming),
 }
 
-/// Why a response body ended early; hyper then aborts the client connection.
+/// Why a response body ended early; the client connection is then aborted.
 #[derive(Debug, thiserror::Error)]
 #[error("response cut short: {0}")]
 pub struct ResponseCut(&'static str);
@@ -126,7 +126,7 @@ impl RespBody {
     fn finish(&mut self, complete: bool) {
         if let Kind::Upstream { conn, inner, .. } = &mut self.kind {
             if let (Some(c), UpBody::H1(b)) = (conn.as_mut(), inner) {
-                // hyper may drop a body at its end unpolled (204, 304, a length of 0)
+                // A body at its end is dropped unpolled (HEAD, 204, 304, a length of 0)
                 // while the upload is still going.
                 if let Some(h1) = c.h1_mut() {
                     b.end(h1);
@@ -269,7 +269,7 @@ impl Body for RespBody {
 }
 
 impl Drop for RespBody {
-    /// hyper drops a body without polling it when it is already at its end (HEAD, 204,
+    /// A body already at its end is dropped without being polled (HEAD, 204,
     /// 304, `Content-Length: 0`): that still counts as complete. Dropped before its end,
     /// the client went away: the upstream exchange is abandoned.
     fn drop(&mut self) {

@@ -54,8 +54,8 @@ pub enum Far {
     Tcp(TcpStream),
 }
 
-/// A switch the origin agreed to, waiting for hyper to write the `101` (or the `200`
-/// to a `CONNECT`) to the client and hand its connection over.
+/// A switch the origin agreed to, waiting for the `101` (or the `200` to a `CONNECT`)
+/// to be written to the client.
 pub struct Pending {
     pub upstream: Far,
     /// Its server slot (`maxconn`), held to the end; a `CONNECT` has none.
