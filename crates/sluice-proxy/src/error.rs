@@ -132,7 +132,10 @@ impl ProxyError {
         } else {
             Cause::UpstreamError
         };
-        let retry = if is_h2_refused(&e) {
+        // Cancelled: hyper dropped the request before it went out (its HTTP/2
+        // connection closed, e.g. a GOAWAY racing the dispatch), without handing it
+        // back; a replayable request may go again.
+        let retry = if is_h2_refused(&e) || e.is_canceled() {
             Retry::NotSent
         } else if cause == Cause::UpstreamClosed {
             Retry::Stale

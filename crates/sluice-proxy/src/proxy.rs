@@ -392,12 +392,9 @@ impl Proxy {
                         return Err(err);
                     }
                     // Refused, or never sent on a new connection: another server may do.
-                    // So may a replayable request (idempotent, no body) whose new HTTP/2
-                    // connection closed under it (a GOAWAY racing the request's dispatch:
-                    // hyper cancels it without handing it back).
                     let again = unsent
                         .map(|r| *r)
-                        .or(replay.filter(|_| err.retry != Retry::Never));
+                        .or(replay.filter(|_| err.retry == Retry::NotSent));
                     if let Some(again) = again {
                         if attempts_left > 0 && self.budgeted_retry(backend, &err) {
                             attempts_left -= 1;
