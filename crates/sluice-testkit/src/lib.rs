@@ -13,6 +13,8 @@
 //! * [`client`]: one-connection-per-call clients, raw sockets, streaming uploads and
 //!   downloads.
 //! * [`WsOrigin`], [`WsClient`]: a WebSocket echo origin and client, for tunnels.
+//! * [`GrpcOrigin`], [`GrpcClient`]: a tonic gRPC origin (`test.Echo`, h2c or TLS) and
+//!   client, for trailers and streaming calls through HTTP/2 listeners.
 //! * [`reload`]: rewriting a running sluice's config and reloading it (SIGHUP, admin
 //!   `POST /reload`, file watch), and reading the outcome (`/config`, metrics, log).
 //!
@@ -55,6 +57,7 @@ mod certs;
 pub mod client;
 pub mod dns;
 pub mod fault;
+pub mod grpc;
 mod logs;
 pub mod origin;
 mod process;
@@ -73,6 +76,7 @@ pub use client::{
 };
 pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
+pub use grpc::{GrpcClient, GrpcOrigin};
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use raw::{Ending, RawConn};
