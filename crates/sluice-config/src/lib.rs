@@ -14,6 +14,7 @@ mod error;
 mod file;
 mod forward;
 pub mod limits;
+mod listener_tls;
 mod model;
 mod nesting;
 mod validate;
@@ -23,6 +24,7 @@ pub use diff::{diff, route_id, Changed, Changes, ConfigDiff, PoolChanges};
 pub use error::ConfigError;
 pub use file::read_bounded;
 pub use forward::*;
+pub use listener_tls::*;
 pub use model::*;
 
 use std::path::Path;

@@ -178,6 +178,24 @@ pub struct Listener {
     /// Makes this a forward-proxy listener (see [`crate::Forward`]).
     #[serde(default)]
     pub forward: Option<crate::Forward>,
+    /// Terminate TLS here (see [`crate::ListenerTls`]).
+    #[serde(default)]
+    pub tls: Option<crate::ListenerTls>,
+    /// HTTP/2 from clients: offered by ALPN (`h2`, then `http/1.1`) on a TLS listener,
+    /// where it is on unless `false`; on a plain listener `true` accepts h2c with
+    /// prior knowledge beside HTTP/1.1 (off unless `true`: a plain listener is usually
+    /// an app's local egress point, and h2c there is rare).
+    #[serde(default)]
+    pub http2: Option<bool>,
+    #[serde(default)]
+    pub http2_settings: crate::Http2Settings,
+}
+
+impl Listener {
+    /// Whether this listener speaks HTTP/2 to clients.
+    pub fn http2_enabled(&self) -> bool {
+        self.http2.unwrap_or(self.tls.is_some())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

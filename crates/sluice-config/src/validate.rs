@@ -58,6 +58,12 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if let Some(f) = &l.forward {
             forward(f, &format!("listeners[{i}].forward"))?;
         }
+        crate::listener_tls::check(
+            l.tls.as_ref(),
+            &l.http2_settings,
+            matches!(l.bind, crate::BindAddr::Tcp(_)),
+            &format!("listeners[{i}]"),
+        )?;
         positive(
             &at("request_body_idle_timeout"),
             l.request_body_idle_timeout.get(),

@@ -1,10 +1,13 @@
 //! Sockets: listeners that accept clients (TCP, Unix), connectors that reach upstream
-//! servers (TCP, Unix), and TLS origination with rustls.
+//! servers (TCP, Unix), TLS origination and termination with rustls.
 
 mod connect;
 mod listener;
 mod stream;
 mod tls;
+mod tls_cert;
+mod tls_server;
+mod tls_sni;
 
 pub use connect::{
     ConnectError, ConnectErrorKind, ConnectTimings, Connector, Endpoint, SocketOptions, Target,
@@ -12,3 +15,6 @@ pub use connect::{
 pub use listener::{bind, ClientAddr, Listener};
 pub use stream::{ClientStream, PlainStream, UpstreamStream};
 pub use tls::{TlsClientConfig, TlsError};
+pub use tls_cert::{client_identity, leaf_info, verify_chain, CertError, LeafInfo, LoadedCert};
+pub use tls_server::{alpn, ServerTls};
+pub use tls_sni::SniResolver;

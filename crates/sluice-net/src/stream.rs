@@ -50,20 +50,27 @@ macro_rules! delegate_io {
 /// before dropping it, and the `close()` on drop sends the same FIN. That saves one
 /// syscall per connection for close-per-request clients (the PHP case). Anything that
 /// needs a real half-close (tunnels) must use the inner socket.
+///
+/// A TLS connection's `poll_shutdown` does nothing either: a close without
+/// `close_notify` is what HAProxy and NGINX do for HTTP/1.1 too, and every client
+/// takes the framing (length, chunks) as the end, not the alert.
 #[derive(Debug)]
 pub enum ClientStream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
-delegate_io!(ClientStream { Tcp, Unix } shutdown: noop);
+delegate_io!(ClientStream { Tcp, Unix, Tls } shutdown: noop);
 
 impl ClientStream {
     /// Makes the coming close send a TCP reset (SO_LINGER 0) instead of a FIN: the
     /// peer sees the connection aborted, not ended, and unsent data is discarded.
     /// Unix sockets have no reset; they just close.
     pub fn reset_on_close(&self) {
-        if let Self::Tcp(s) = self {
-            linger_zero(s);
+        match self {
+            Self::Tcp(s) => linger_zero(s),
+            Self::Tls(s) => linger_zero(s.get_ref().0),
+            Self::Unix(_) => {}
         }
     }
 
@@ -73,6 +80,8 @@ impl ClientStream {
         match self {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            // close_notify, then the FIN.
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -82,6 +91,9 @@ impl ClientStream {
         match self {
             Self::Tcp(s) => s.poll_read_ready(cx),
             Self::Unix(s) => s.poll_read_ready(cx),
+            // A read that returned `Pending` left no whole record in rustls's buffer:
+            // the next plaintext needs more bytes from the socket.
+            Self::Tls(s) => s.get_ref().0.poll_read_ready(cx),
         }
     }
 }

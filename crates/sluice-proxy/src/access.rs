@@ -24,6 +24,8 @@ pub struct LogFields {
     pub path: String,
     pub upstream: Option<Name>,
     pub reused: bool,
+    /// On a TLS listener: the SNI, version and verified client identity.
+    pub tls: Option<std::sync::Arc<crate::tls_info::TlsInfo>>,
 }
 
 /// The counters a finished request may add to.
@@ -130,6 +132,9 @@ impl Completion {
                 backend = %self.labels.backend.as_str(),
                 upstream = %f.upstream.as_ref().map_or("-", |n| n.as_str()),
                 reused = f.reused,
+                sni = f.tls.as_ref().and_then(|t| t.sni.as_deref()),
+                tls_version = f.tls.as_ref().map(|t| t.version),
+                client_identity = f.tls.as_ref().and_then(|t| t.identity.as_deref()),
                 cause = %self.cause.map_or("-", Cause::as_str),
                 bytes_out = bytes,
                 complete,

@@ -18,9 +18,11 @@
 //! timeout or on shutdown.
 
 use crate::cause::Cause;
+use crate::client_body::ClientBody;
 use crate::client_h1::head::{self, Refusal, ReqHead};
-use crate::client_h1::wire::{ClientBody, Shared, Wire};
+use crate::client_h1::wire::{Shared, Wire, WireBody};
 use crate::client_h1::write::Asked;
+use crate::client_h2::PREFACE;
 use crate::client_io::ClientIo;
 use crate::client_respond::{self as respond, Written};
 use crate::conn_ctx::ConnContext;
@@ -29,9 +31,10 @@ use crate::error::ProxyError;
 use crate::park::Ticket;
 use crate::proxy::ClientInfo;
 use crate::resp_body::RespBody;
+use crate::tls_info::Peer;
 use http::{Method, Request};
 use parking_lot::Mutex;
-use sluice_net::{ClientAddr, ClientStream};
+use sluice_net::ClientStream;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -48,18 +51,18 @@ use tokio::time::Instant;
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// Serves a connection from its accept (or from its park) in a task of its own.
-pub fn spawn(
-    stream: ClientStream,
-    addr: ClientAddr,
-    ctx: ConnContext,
-    stop: watch::Receiver<bool>,
-) {
+pub fn spawn(stream: ClientStream, peer: Peer, ctx: ConnContext, stop: watch::Receiver<bool>) {
     // Boxed: the connection's future is a few KB (a response being written holds its
     // body and head), and tokio copies a task's future whole when it spawns, runs and
     // finishes it: four copies of it cost about 1.4k instructions per connection, the
     // box one (callgrind, bench/instructions). Not wrapped in another async block: a
     // wrapper would store the arguments twice.
-    tokio::spawn(Box::pin(drive(stream, addr, ctx, stop)));
+    tokio::spawn(Box::pin(drive(stream, peer, ctx, stop)));
+}
+
+/// Serves a connection in the current task (after its TLS handshake).
+pub async fn run(stream: ClientStream, peer: Peer, ctx: ConnContext, stop: watch::Receiver<bool>) {
+    drive(stream, peer, ctx, stop).await;
 }
 
 /// What waiting for the next request head gave.
@@ -72,6 +75,8 @@ enum Next {
     Timeout,
     /// Idle for [`PARK_AFTER`]: park until this deadline.
     Park(Instant),
+    /// The HTTP/2 connection preface (h2c with prior knowledge, where enabled).
+    H2c,
     /// Nothing to answer: idle timeout, the client's close, or shutdown.
     Close,
 }
@@ -89,7 +94,7 @@ enum Served {
 /// Runs one connection to its end.
 async fn drive(
     stream: ClientStream,
-    addr: ClientAddr,
+    peer: Peer,
     ctx: ConnContext,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -98,9 +103,10 @@ async fn drive(
     let wire: Shared = Arc::new(Mutex::new(Wire::new(io)));
     let client = ClientInfo {
         listener: ctx.shared.listener.clone(),
-        addr,
+        addr: peer.addr,
         conn: state.clone(),
         body_idle: ctx.shared.body_idle,
+        tls: peer.tls.clone(),
     };
     let mut first = true;
     loop {
@@ -112,7 +118,11 @@ async fn drive(
             Next::Timeout => return Box::pin(header_timeout(&wire, &ctx)).await,
             Next::Park(deadline) => {
                 drop(client);
-                return park(wire, addr, ctx, deadline);
+                return park(wire, peer, ctx, deadline);
+            }
+            Next::H2c => {
+                drop(client);
+                return Box::pin(h2c(wire, peer, ctx, stop)).await;
             }
             Next::Close => return,
         };
@@ -169,6 +179,20 @@ async fn next_head(
         {
             let mut w = wire.lock();
             loop {
+                if first && ctx.shared.http2.is_some() && !w.buf.is_empty() {
+                    let n = w.buf.len().min(PREFACE.len());
+                    if w.buf[..n] == PREFACE[..n] {
+                        if n == PREFACE.len() {
+                            return Poll::Ready(Next::H2c);
+                        }
+                        // Maybe the preface, not complete yet: read on.
+                        match w.poll_fill(cx) {
+                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Next::Close),
+                            Poll::Ready(Ok(_)) => continue,
+                            Poll::Pending => break,
+                        }
+                    }
+                }
                 if !w.buf.is_empty() {
                     match head::parse(&mut w.buf) {
                         Ok(Some(h)) => return Poll::Ready(Next::Head(h)),
@@ -255,10 +279,10 @@ async fn serve(
         keep_alive,
     };
     let req_body = if body.is_end() {
-        ClientBody::empty()
+        ClientBody::Empty
     } else {
         wire.lock().begin_body(body, expect_continue);
-        ClientBody::new(wire)
+        ClientBody::H1(WireBody::new(wire))
     };
     let req = Request::from_parts(parts, req_body);
     let half_close = ctx.shared.half_close;
@@ -384,8 +408,22 @@ async fn linger(wire: &Shared) {
     let _ = tokio::time::timeout(LINGER, drained).await;
 }
 
+/// Hands a plain connection that opened with the HTTP/2 preface to the HTTP/2 server,
+/// with the bytes already read.
+async fn h2c(wire: Shared, peer: Peer, ctx: ConnContext, stop: watch::Receiver<bool>) {
+    let Some(wire) = Arc::into_inner(wire) else {
+        return;
+    };
+    let Wire { io, buf, .. } = wire.into_inner();
+    let Some(stream) = io.into_stream() else {
+        return;
+    };
+    let io = crate::client_h2::Prefixed::new(buf.freeze(), stream);
+    crate::client_h2::serve(io, peer, ctx, stop).await;
+}
+
 /// Leaves this task for a [`Parked`] one holding the bare socket until `deadline`.
-fn park(wire: Shared, addr: ClientAddr, ctx: ConnContext, deadline: Instant) {
+fn park(wire: Shared, peer: Peer, ctx: ConnContext, deadline: Instant) {
     ctx.shared.parks.inc();
     let Some(wire) = Arc::into_inner(wire) else {
         tracing::debug!("client connection still shared while idle; closed");
@@ -400,7 +438,7 @@ fn park(wire: Shared, addr: ClientAddr, ctx: ConnContext, deadline: Instant) {
         tokio::spawn(Parked {
             conn: Some(ParkedConn {
                 stream,
-                addr,
+                peer,
                 ctx,
                 ticket,
             }),
@@ -417,17 +455,17 @@ struct Parked {
 
 struct ParkedConn {
     stream: ClientStream,
-    addr: ClientAddr,
+    peer: Peer,
     ctx: ConnContext,
     ticket: Ticket,
 }
 
 impl ParkedConn {
-    fn unpark(self) -> (ClientStream, ClientAddr, ConnContext) {
+    fn unpark(self) -> (ClientStream, Peer, ConnContext) {
         let shared = &self.ctx.shared;
         shared.lot.leave(self.ticket);
         shared.parked.dec();
-        (self.stream, self.addr, self.ctx)
+        (self.stream, self.peer, self.ctx)
     }
 }
 
@@ -444,12 +482,12 @@ impl Future for Parked {
             return Poll::Pending;
         }
         if let Some(c) = this.conn.take() {
-            let (stream, addr, ctx) = c.unpark();
+            let (stream, peer, ctx) = c.unpark();
             // Readable wins over a timeout that expired at the same moment, not over
             // shutdown: an idle connection closes at once then.
             if readable && !ctx.shared.lot.stopping() {
                 let stop = ctx.shared.lot.stop_signal();
-                spawn(stream, addr, ctx, stop);
+                spawn(stream, peer, ctx, stop);
             }
         }
         Poll::Ready(())

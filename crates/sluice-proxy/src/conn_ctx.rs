@@ -40,6 +40,10 @@ pub struct ListenerConns {
     pub open: Gauge,
     pub parked: Gauge,
     pub parks: Counter,
+    /// `listeners[].tls`: connections start with a handshake.
+    pub tls: Option<Arc<crate::tls_info::TlsSettings>>,
+    /// HTTP/2 from clients (ALPN `h2`, or h2c prior knowledge on a plain listener).
+    pub http2: Option<Arc<sluice_config::Http2Settings>>,
 }
 
 /// Where a connection reports what went wrong on it; its end is counted on drop.

@@ -72,6 +72,19 @@ pub enum ClientBodyError {
 }
 
 impl ClientBodyError {
+    /// An HTTP/2 client's body failed: the stream was reset or the connection lost
+    /// (the client left), or it broke the protocol (malformed).
+    pub fn from_incoming(e: &hyper::Error) -> Self {
+        let reset_or_gone = e.is_canceled()
+            || e.is_incomplete_message()
+            || find::<h2::Error>(e).is_some_and(|h| h.is_reset() || h.is_io() || h.is_go_away());
+        if reset_or_gone {
+            Self::Closed
+        } else {
+            Self::Malformed(error_chain(e))
+        }
+    }
+
     pub fn cause(&self) -> Cause {
         match self {
             Self::Malformed(_) => Cause::BadRequestBody,

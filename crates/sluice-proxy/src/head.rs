@@ -100,7 +100,7 @@ fn check_host_chars(host: &str, raw: &str) -> Result<(), ProxyError> {
 /// Rewrites the request head for the upstream hop: origin-form URI, HTTP/1.1,
 /// hop-by-hop headers removed, forwarding headers added, `Host` kept (or taken from an
 /// absolute-form URI, which wins).
-pub fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, host: &str) {
+pub fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, tls: bool, host: &str) {
     if let Some(auth) = parts.uri.authority().cloned() {
         // The absolute-form target wins (RFC 9112 §3.2.2); `Host` is rebuilt from its
         // host and port only, never anything else the authority carried.
@@ -114,11 +114,23 @@ pub fn prepare_upstream_head(parts: &mut Parts, client: ClientAddr, host: &str) 
         parts.uri = origin_form(&parts.uri);
     }
     parts.version = Version::HTTP_11;
+    // `TE: trailers` is hop-by-hop, but it says what the client at the end of the
+    // chain accepts: gRPC servers refuse requests without it (Envoy keeps it too).
+    let trailers = parts
+        .headers
+        .get_all(http::header::TE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(headers::names_trailers));
     headers::strip_hop_by_hop(&mut parts.headers);
+    if trailers {
+        parts
+            .headers
+            .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    }
     // sluice answers `Expect: 100-continue` towards the client itself when the
     // body is read; the origin gets the body without waiting.
     parts.headers.remove(http::header::EXPECT);
-    headers::add_forwarded(&mut parts.headers, client);
+    headers::add_forwarded(&mut parts.headers, client, tls);
 }
 
 fn origin_form(uri: &Uri) -> Uri {

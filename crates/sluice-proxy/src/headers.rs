@@ -90,9 +90,19 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto: http`.
-/// Unix-socket clients have no address, so `X-Forwarded-For` is left as it came.
-pub fn add_forwarded(h: &mut HeaderMap, client: ClientAddr) {
+/// Whether a `TE` value lists `trailers`.
+pub fn names_trailers(value: &str) -> bool {
+    value.split(',').any(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers"))
+    })
+}
+
+/// Appends the client to `X-Forwarded-For` and sets `X-Forwarded-Proto` (`https` when
+/// the client came over TLS). Unix-socket clients have no address, so
+/// `X-Forwarded-For` is left as it came.
+pub fn add_forwarded(h: &mut HeaderMap, client: ClientAddr, tls: bool) {
     if let ClientAddr::Tcp(sa) = client {
         // One allocation: previous value, separator and address written in place.
         let prev = h
@@ -123,7 +133,8 @@ pub fn add_forwarded(h: &mut HeaderMap, client: ClientAddr) {
             h.insert(X_FORWARDED_FOR.clone(), v);
         }
     }
-    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if tls { "https" } else { "http" };
+    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
 }
 
 fn push_decimal(out: &mut BytesMut, n: u8) {
@@ -191,7 +202,11 @@ mod tests {
     fn appends_to_forwarded_for() {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(&mut h, ClientAddr::Tcp("127.0.0.9:5000".parse().unwrap()));
+        add_forwarded(
+            &mut h,
+            ClientAddr::Tcp("127.0.0.9:5000".parse().unwrap()),
+            false,
+        );
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.9");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
     }
@@ -201,7 +216,7 @@ mod tests {
         for addr in ["0.10.100.255:1", "[2001:db8::1]:1", "[::ffff:1.2.3.4]:1"] {
             let sa: std::net::SocketAddr = addr.parse().unwrap();
             let mut h = HeaderMap::new();
-            add_forwarded(&mut h, ClientAddr::Tcp(sa));
+            add_forwarded(&mut h, ClientAddr::Tcp(sa), false);
             assert_eq!(h[&X_FORWARDED_FOR], sa.ip().to_string().as_str());
         }
     }

@@ -6,7 +6,7 @@
 use crate::access::{Completion, Counters, LogFields};
 use crate::backend::{Backend, Server};
 use crate::cause::Party;
-use crate::client_h1::wire::ClientBody;
+use crate::client_body::ClientBody;
 use crate::conn_state::ConnState;
 use crate::connect;
 use crate::error::{self, ProxyError, Retry};
@@ -53,6 +53,8 @@ pub struct ClientInfo {
     pub conn: Arc<ConnState>,
     /// `request_body_idle_timeout` of the listener.
     pub body_idle: Duration,
+    /// What the TLS handshake settled, on a TLS listener.
+    pub tls: Option<Arc<crate::tls_info::TlsInfo>>,
 }
 
 const NO_ROUTE: &str = "-";
@@ -124,6 +126,7 @@ impl Proxy {
             path: parts.uri.path().to_string(),
             upstream: None,
             reused: false,
+            tls: client.tls.clone(),
         });
         let labels = RequestLabels {
             listener: client.listener.clone(),
@@ -153,6 +156,16 @@ impl Proxy {
         };
         if let Some(l) = &mut done.log {
             l.host.clone_from(&host);
+        }
+        if let Some(tls) = client.tls.as_deref().filter(|t| !t.allows_host(&host)) {
+            let e = ProxyError::new(
+                crate::cause::Cause::MisdirectedRequest,
+                format!(
+                    "this TLS connection was opened for {:?} (SNI), not for {host:?}",
+                    tls.sni.as_deref().unwrap_or_default()
+                ),
+            );
+            return self.fail(e, done, &request_id, None);
         }
         // Configured routes win; on a forward listener the rest goes to the
         // destination the request names.
@@ -192,7 +205,7 @@ impl Proxy {
 
         let upgrade = upgrade::requested(&parts);
         let switching = upgrade.is_some();
-        head::prepare_upstream_head(&mut parts, client.addr, &host);
+        head::prepare_upstream_head(&mut parts, client.addr, client.tls.is_some(), &host);
         if let Some(u) = upgrade {
             upgrade::keep_on(&mut parts.headers, u);
         }

@@ -1,6 +1,6 @@
 //! The request body sent upstream: nothing, or the client's body streamed through.
 
-use crate::client_h1::wire::ClientBody;
+use crate::client_body::ClientBody;
 use crate::clock::{instant, now_ms};
 use crate::error::ClientBodyError;
 use crate::idle::IdleTimer;

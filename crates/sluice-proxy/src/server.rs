@@ -6,6 +6,8 @@ use crate::idle_tick::IdleTick;
 use crate::metrics::{ListenerLabels, Name};
 use crate::park::ParkLot;
 use crate::proxy::Proxy;
+use crate::tls_info::Peer;
+pub use crate::tls_info::TlsSettings;
 use sluice_net::Listener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,8 @@ pub struct ListenerSettings {
     pub half_close: bool,
     /// `limits.max_client_connections`, shared by all listeners.
     pub client_limit: Option<Arc<Semaphore>>,
+    pub tls: Option<Arc<TlsSettings>>,
+    pub http2: Option<Arc<sluice_config::Http2Settings>>,
 }
 
 /// The open connections of a listener that stopped accepting.
@@ -54,11 +58,6 @@ pub async fn serve(
     let mut setup = Setup::new(&settings, &proxy, &stop);
     let paused = proxy.metrics().client_connections_paused.clone();
     loop {
-        if settings_rx.has_changed().unwrap_or(false) {
-            settings = settings_rx.borrow_and_update().clone();
-            setup = Setup::new(&settings, &proxy, &stop);
-        }
-        let Setup { conns, accepted } = &setup;
         // At the connection limit, stop accepting: new clients wait in the kernel's
         // backlog instead of being accepted and then starved or dropped.
         let permit: Option<OwnedSemaphorePermit> = match &settings.client_limit {
@@ -89,9 +88,27 @@ pub async fn serve(
                 }
             },
         };
+        // Settings that changed while accept() waited (a reload, a renewed
+        // certificate) apply to this connection already.
+        if settings_rx.has_changed().unwrap_or(false) {
+            settings = settings_rx.borrow_and_update().clone();
+            setup = Setup::new(&settings, &proxy, &stop);
+        }
+        let Setup { conns, accepted } = &setup;
         accepted.inc();
         let ctx = ConnContext::new(conns.clone(), drain_tx.clone(), permit);
-        client_conn::spawn(stream, addr, ctx, stop.clone());
+        match (stream, conns.tls.is_some()) {
+            (sluice_net::ClientStream::Tcp(tcp), true) => {
+                // Boxed like every connection's future (see `client_conn::spawn`).
+                tokio::spawn(Box::pin(crate::client_tls::serve(
+                    tcp,
+                    addr,
+                    ctx,
+                    stop.clone(),
+                )));
+            }
+            (stream, _) => client_conn::spawn(stream, Peer { addr, tls: None }, ctx, stop.clone()),
+        }
     }
     drop(listener);
     Drain { rx: drain_rx }
@@ -126,6 +143,8 @@ impl Setup {
             open: m.client_connections.get_or_create(&labels).clone(),
             parked: m.client_connections_parked.get_or_create(&labels).clone(),
             parks: m.client_parks.get_or_create(&labels).clone(),
+            tls: settings.tls.clone(),
+            http2: settings.http2.clone(),
         };
         Self {
             conns: Arc::new(conns),

@@ -31,6 +31,10 @@ pub struct Certs {
     ca_der: CertificateDer<'static>,
     leaf_der: CertificateDer<'static>,
     leaf_key_der: Vec<u8>,
+    leaf_pem: String,
+    leaf_key_pem: String,
+    /// Kept to sign more leaves and client certificates with the same CA.
+    ca: Arc<(rcgen::Certificate, KeyPair)>,
     dir: Arc<TempDir>,
 }
 
@@ -78,8 +82,107 @@ impl Certs {
             ca_der: ca.der().clone(),
             leaf_der: leaf.der().clone(),
             leaf_key_der: leaf_key.serialize_der(),
+            leaf_pem: leaf.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+            ca: Arc::new((ca, ca_key)),
             dir: Arc::new(dir),
         }
+    }
+
+    /// Another server leaf for `names`, signed by the same CA (one CA, several
+    /// listener certificates).
+    pub fn sibling(&self, names: &[&str]) -> Self {
+        let (cert, key) = self.issue(names, ExtendedKeyUsagePurpose::ServerAuth, None, 365);
+        let mut s = self.clone();
+        s.names = names.iter().map(|n| (*n).to_owned()).collect();
+        s.leaf_der = cert.der().clone();
+        s.leaf_pem = cert.pem();
+        s.leaf_key_der = key.serialize_der();
+        s.leaf_key_pem = key.serialize_pem();
+        s
+    }
+
+    /// A server leaf for the same names from the same CA that expires in `days`.
+    pub fn expiring_in(&self, days: i64) -> Self {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let (cert, key) = self.issue(&names, ExtendedKeyUsagePurpose::ServerAuth, None, days);
+        let mut s = self.clone();
+        s.leaf_der = cert.der().clone();
+        s.leaf_pem = cert.pem();
+        s.leaf_key_der = key.serialize_der();
+        s.leaf_key_pem = key.serialize_pem();
+        s
+    }
+
+    fn issue(
+        &self,
+        names: &[&str],
+        usage: ExtendedKeyUsagePurpose,
+        uri: Option<&str>,
+        days: i64,
+    ) -> (rcgen::Certificate, KeyPair) {
+        let key = KeyPair::generate().expect("generate key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("leaf names");
+        if let Some(first) = names.first() {
+            params.distinguished_name.push(DnType::CommonName, *first);
+        }
+        if let Some(u) = uri {
+            params
+                .subject_alt_names
+                .insert(0, rcgen::SanType::URI(u.try_into().expect("URI SAN")));
+        }
+        params.extended_key_usages = vec![usage];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(days);
+        let (ca, ca_key) = &*self.ca;
+        let cert = params.signed_by(&key, ca, ca_key).expect("sign");
+        (cert, key)
+    }
+
+    /// Writes the leaf's certificate and key as PEM files (named after `tag`) for a
+    /// listener's `tls.certificates`; returns (cert_file, key_file).
+    pub fn write_leaf(&self, tag: &str) -> (PathBuf, PathBuf) {
+        let cert = self.dir.path().join(format!("{tag}.pem"));
+        let key = self.dir.path().join(format!("{tag}.key"));
+        std::fs::write(&cert, &self.leaf_pem).expect("write leaf pem");
+        std::fs::write(&key, &self.leaf_key_pem).expect("write leaf key");
+        (cert, key)
+    }
+
+    /// The leaf certificate, DER (to tell which certificate a server presented).
+    pub fn leaf_der(&self) -> &CertificateDer<'static> {
+        &self.leaf_der
+    }
+
+    /// A client config trusting this CA that presents a client certificate from the
+    /// same CA with `uri` as its URI SAN (a SPIFFE ID, say) and `name` as DNS SAN.
+    pub fn client_config_with_identity(&self, name: &str, uri: &str) -> Arc<rustls::ClientConfig> {
+        self.client_config_with_identity_from(self, name, uri)
+    }
+
+    /// Like [`Certs::client_config_with_identity`], but the client certificate is
+    /// issued by `issuer`'s CA (another CA than the one the server trusts, say).
+    pub fn client_config_with_identity_from(
+        &self,
+        issuer: &Certs,
+        name: &str,
+        uri: &str,
+    ) -> Arc<rustls::ClientConfig> {
+        let (cert, key) = issuer.issue(&[name], ExtendedKeyUsagePurpose::ClientAuth, Some(uri), 30);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).expect("add CA to roots");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![cert.der().clone()], key)
+            .expect("client certificate");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
     }
 
     /// A certificate for the same names, signed by a *different*, unrelated CA: a server

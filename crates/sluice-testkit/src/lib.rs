@@ -63,6 +63,7 @@ pub mod origin;
 mod process;
 pub mod raw;
 pub mod reload;
+pub mod tls_client;
 mod wait;
 pub mod ws;
 
@@ -81,6 +82,7 @@ pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use raw::{Ending, RawConn};
 pub use reload::{check_config, ReloadCounts};
+pub use tls_client::TlsConn;
 pub use wait::DEFAULT_WAIT;
 pub use ws::{WsClient, WsCounts, WsOrigin};
 

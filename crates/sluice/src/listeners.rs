@@ -2,6 +2,7 @@
 //! added ones, tells the removed ones to stop accepting and drain, and hands new
 //! settings to the ones that stay: their socket is never closed or rebound.
 
+use crate::tls_load::LoadedTls;
 use sluice_config::{Config, Listener as ListenerConfig};
 use sluice_proxy::{Drain, ListenerSettings, Proxy};
 use std::collections::BTreeMap;
@@ -39,8 +40,16 @@ fn key(l: &ListenerConfig) -> String {
     }
 }
 
-fn settings(l: &ListenerConfig, client_limit: &Option<Arc<Semaphore>>) -> ListenerSettings {
+fn settings(
+    l: &ListenerConfig,
+    client_limit: &Option<Arc<Semaphore>>,
+    tls: &LoadedTls,
+) -> ListenerSettings {
     ListenerSettings {
+        tls: tls.get(&l.name),
+        http2: l
+            .http2_enabled()
+            .then(|| Arc::new(l.http2_settings.clone())),
         name: l.name.clone(),
         keepalive_timeout: l.keepalive_timeout.get(),
         request_header_timeout: l.request_header_timeout.get(),
@@ -58,6 +67,12 @@ fn same(a: &ListenerSettings, b: &ListenerSettings) -> bool {
         && a.request_body_idle_timeout == b.request_body_idle_timeout
         && a.send_timeout == b.send_timeout
         && a.half_close == b.half_close
+        && a.http2 == b.http2
+        && match (&a.tls, &b.tls) {
+            (None, None) => true,
+            (Some(x), Some(y)) => x.same(y),
+            _ => false,
+        }
 }
 
 impl Listeners {
@@ -72,7 +87,7 @@ impl Listeners {
 
     /// Binds the listeners of `config` that are not running yet. Nothing serves until
     /// [`Listeners::commit`]; dropping the result closes them again.
-    pub fn bind_new(&self, config: &Config) -> Result<Bound, String> {
+    pub fn bind_new(&self, config: &Config, tls: &LoadedTls) -> Result<Bound, String> {
         let mut entries = Vec::new();
         for (i, l) in config.listeners.iter().enumerate() {
             if self.running.contains_key(&key(l)) {
@@ -80,14 +95,21 @@ impl Listeners {
             }
             let listener = sluice_net::bind(&l.bind, l.backlog, l.mode)
                 .map_err(|e| format!("listeners[{i}] ({}): cannot bind {}: {e}", l.name, l.bind))?;
-            entries.push((key(l), listener, settings(l, &self.client_limit)));
+            entries.push((key(l), listener, settings(l, &self.client_limit, tls)));
         }
         Ok(Bound { entries })
     }
 
     /// Serves the newly bound listeners, updates the settings of those that stay, and
     /// stops those `config` no longer has (they drain for at most `drain`).
-    pub fn commit(&mut self, config: &Config, bound: Bound, proxy: &Arc<Proxy>, drain: Duration) {
+    pub fn commit(
+        &mut self,
+        config: &Config,
+        tls: &LoadedTls,
+        bound: Bound,
+        proxy: &Arc<Proxy>,
+        drain: Duration,
+    ) {
         let wanted: BTreeMap<String, &ListenerConfig> =
             config.listeners.iter().map(|l| (key(l), l)).collect();
         let gone: Vec<String> = self
@@ -109,7 +131,7 @@ impl Listeners {
         }
         for (k, r) in &mut self.running {
             if let Some(l) = wanted.get(k) {
-                let next = settings(l, &self.client_limit);
+                let next = settings(l, &self.client_limit, tls);
                 r.name.clone_from(&next.name);
                 r.settings.send_if_modified(|cur| {
                     let changed = !same(cur, &next);

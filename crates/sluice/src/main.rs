@@ -1,5 +1,6 @@
 //! `sluice`: the command line. `run` serves, `check` validates a config like `nginx -t`.
 
+mod cert_watch;
 mod check;
 mod control;
 mod listeners;
@@ -7,6 +8,7 @@ mod logging;
 mod reload;
 mod reload_metrics;
 mod run;
+mod tls_load;
 mod watch;
 mod watching;
 

@@ -6,6 +6,7 @@
 use crate::listeners::Listeners;
 use crate::logging;
 use crate::reload_metrics::ReloadMetrics;
+use crate::tls_load::LoadedTls;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sluice_config::{Config, ConfigDiff, PoolChanges};
@@ -23,6 +24,8 @@ pub enum Trigger {
     Sighup,
     Admin,
     Watch,
+    /// A listener certificate file changed.
+    Certificate,
 }
 
 impl Trigger {
@@ -31,6 +34,7 @@ impl Trigger {
             Self::Sighup => "sighup",
             Self::Admin => "admin",
             Self::Watch => "watch",
+            Self::Certificate => "certificate",
         }
     }
 }
@@ -58,6 +62,9 @@ struct Current {
     effective: Config,
     generation: u64,
     last: Option<Outcome>,
+    /// The listener certificates serving, read when `file` was last applied or when
+    /// their files last changed.
+    tls: LoadedTls,
 }
 
 pub struct Reloader {
@@ -68,6 +75,7 @@ pub struct Reloader {
     /// Serialises reloads (a reload waits for the one running).
     state: Mutex<Current>,
     metrics: ReloadMetrics,
+    tls_files: tokio::sync::watch::Sender<Vec<PathBuf>>,
 }
 
 /// A consistent copy for `GET /config`, readable without waiting for a reload.
@@ -113,10 +121,12 @@ impl Reloader {
     pub fn new(
         path: PathBuf,
         config: Config,
+        tls: LoadedTls,
         proxy: Arc<Proxy>,
         listeners: Listeners,
         metrics: ReloadMetrics,
     ) -> Self {
+        let (files_tx, _) = tokio::sync::watch::channel(LoadedTls::files(&config));
         let file = sluice_config::canonical(&config);
         let view = CurrentView {
             config: serde_json::to_value(&file).unwrap_or(Value::Null),
@@ -134,9 +144,16 @@ impl Reloader {
                 file,
                 generation: 1,
                 last: None,
+                tls,
             }),
             metrics,
+            tls_files: files_tx,
         }
+    }
+
+    /// The certificate files the running config reads (for the certificate watch).
+    pub fn tls_files(&self) -> tokio::sync::watch::Receiver<Vec<PathBuf>> {
+        self.tls_files.subscribe()
     }
 
     pub fn view(&self) -> Arc<CurrentView> {
@@ -222,16 +239,22 @@ impl Reloader {
     /// `Ok(None)`: unchanged. `Ok(Some(diff))`: applied. `Err`: rejected, nothing changed.
     async fn apply(&self, cur: &mut Current) -> Result<Option<ConfigDiff>, String> {
         let path = self.path.clone();
-        let (raw, file) = tokio::task::spawn_blocking(move || {
-            read(&path).map(|raw| {
-                let canonical = sluice_config::canonical(&raw);
-                (raw, canonical)
-            })
+        let (raw, file, tls) = tokio::task::spawn_blocking(move || {
+            let raw = read(&path)?;
+            // Certificates are read at every reload: a renewal on disk is a change
+            // even when the config text is the same.
+            let tls = crate::tls_load::load(&raw, &path.display().to_string())
+                .map_err(|e| e.to_string())?;
+            let canonical = sluice_config::canonical(&raw);
+            Ok::<_, String>((raw, canonical, tls))
         })
         .await
         .map_err(|e| format!("reading the config failed: {e}"))??;
         if file == cur.file {
-            return Ok(None);
+            if tls.fingerprints() == cur.tls.fingerprints() {
+                return Ok(None);
+            }
+            return Ok(Some(self.swap_certificates(cur, tls).await));
         }
         let mut diff = sluice_config::diff(&cur.file, &file);
         // Compiled in file order (errors name `backends[i]` as the file has them).
@@ -255,7 +278,7 @@ impl Reloader {
             .collect();
         sluice_proxy::start_backends(&self.proxy, next.resolver.as_ref(), &fresh).await?;
         let mut listeners = self.listeners.lock().await;
-        let bound = match listeners.bind_new(&next_config) {
+        let bound = match listeners.bind_new(&next_config, &tls) {
             Ok(b) => b,
             Err(e) => {
                 sluice_proxy::stop_backends(&fresh);
@@ -267,16 +290,58 @@ impl Reloader {
         let old = self.proxy.swap(next.clone());
         listeners.commit(
             &next_config,
+            &tls,
             bound,
             &self.proxy,
             next_config.shutdown.drain_timeout.get(),
         );
         drop(listeners);
+        tls.publish(self.proxy.metrics());
+        cur.tls = tls;
         retire(&self.proxy, &old, &next);
         cur.generation = next.generation;
         cur.file = file;
         cur.effective = next_config;
+        self.tls_files.send_if_modified(|files| {
+            let next = LoadedTls::files(&cur.effective);
+            let changed = *files != next;
+            *files = next;
+            changed
+        });
         Ok(Some(diff))
+    }
+}
+
+impl Reloader {
+    /// Only certificate files changed: the listeners that read them get the new ones
+    /// (for their next handshakes; open connections keep theirs), nothing else is
+    /// rebuilt and the generation stays.
+    async fn swap_certificates(&self, cur: &mut Current, tls: LoadedTls) -> ConfigDiff {
+        let (old, new) = (cur.tls.fingerprints(), tls.fingerprints());
+        let mut diff = ConfigDiff::default();
+        for (name, fp) in &new {
+            if old.get(name) != Some(fp) {
+                diff.listeners.changed.push(sluice_config::Changed {
+                    id: name.clone(),
+                    fields: vec!["tls (certificate files)".into()],
+                    backend: None,
+                });
+            }
+        }
+        let mut listeners = self.listeners.lock().await;
+        let bound = match listeners.bind_new(&cur.effective, &tls) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate reload: a listener could not be bound");
+                return diff;
+            }
+        };
+        let drain = cur.effective.shutdown.drain_timeout.get();
+        listeners.commit(&cur.effective, &tls, bound, &self.proxy, drain);
+        drop(listeners);
+        tls.publish(self.proxy.metrics());
+        cur.tls = tls;
+        diff
     }
 }
 

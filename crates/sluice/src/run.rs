@@ -29,6 +29,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     // Compiling also loads CA files and checks TLS names, which parsing cannot.
     let registry = sluice_proxy::Registry::new(Metrics::register(&mut Registry::default()));
     sluice_proxy::compile(&config, &registry, None, &origin)?;
+    crate::tls_load::load(&config, &origin)?;
     Ok(config)
 }
 
@@ -107,11 +108,15 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     sluice_proxy::start_background(&proxy).await?;
     let tasks = sample_tasks(reload_metrics.tasks.clone());
 
+    let tls =
+        crate::tls_load::load(&config, &path.display().to_string()).map_err(|e| e.to_string())?;
+    tls.publish(proxy.metrics());
     let listeners = Listeners::new(&config);
-    let bound = listeners.bind_new(&config)?;
+    let bound = listeners.bind_new(&config, &tls)?;
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),
         config.clone(),
+        tls.clone(),
         proxy.clone(),
         listeners,
         reload_metrics,
@@ -133,11 +138,13 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     }
     reloader.listeners().lock().await.commit(
         &config,
+        &tls,
         bound,
         &proxy,
         config.shutdown.drain_timeout.get(),
     );
     let watcher = crate::watching::start(&reloader, &config, path);
+    let cert_watch = crate::cert_watch::start(&reloader, config.config.watch_debounce.get());
     ready.store(true, Ordering::Relaxed);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, config = %path.display(), "sluice started");
 
@@ -155,6 +162,7 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     tracing::info!(signal, drain_timeout = ?drain, "shutting down: closing listeners, draining in-flight requests");
     ready.store(false, Ordering::Relaxed);
     drop(watcher);
+    drop(cert_watch);
     let drains = reloader.listeners().lock().await.shutdown().await;
     // Every connection saw the stop signal itself; this only waits for them to end.
     let all = futures_util::future::join_all(drains.into_iter().map(|d| d.wait()));

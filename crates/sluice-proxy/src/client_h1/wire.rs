@@ -168,7 +168,7 @@ impl Wire {
 
 /// A client's request body, read from its connection as the exchange asks for it.
 #[derive(Debug)]
-pub struct ClientBody {
+pub struct WireBody {
     wire: Option<Shared>,
 }
 
@@ -181,7 +181,7 @@ impl std::fmt::Debug for Wire {
     }
 }
 
-impl ClientBody {
+impl WireBody {
     pub fn empty() -> Self {
         Self { wire: None }
     }
@@ -194,7 +194,7 @@ impl ClientBody {
     }
 }
 
-impl Body for ClientBody {
+impl Body for WireBody {
     type Data = Bytes;
     type Error = ClientBodyError;
 

@@ -2,9 +2,11 @@
 //! label sets are small and bounded by the config (route, backend, status, cause).
 
 mod forward;
+mod tls;
 mod tunnel;
 
 pub use forward::{DestinationLabels, ForwardMetrics, PolicyLabels};
+pub use tls::{HandshakeLabels, ListenerLabel, TlsMetrics};
 pub use tunnel::{TunnelLabels, TunnelMetrics};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -148,6 +150,7 @@ pub struct Metrics {
     /// server objects with the same labels for a moment).
     pub tunnels: TunnelMetrics,
     pub forward: ForwardMetrics,
+    pub tls: TlsMetrics,
     server_refs: Arc<parking_lot::Mutex<std::collections::HashMap<ServerLabels, usize>>>,
     pub request_series: RequestSeries,
 }
@@ -298,6 +301,8 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let tunnels = TunnelMetrics::register(registry.sub_registry_with_prefix("sluice"));
         let forward = ForwardMetrics::register(registry.sub_registry_with_prefix("sluice"));
+        let tls = TlsMetrics::register(registry.sub_registry_with_prefix("sluice"));
+        tls.register_expiry(registry);
         let m = Self {
             requests: Family::default(),
             request_duration: histograms(),
@@ -333,6 +338,7 @@ impl Metrics {
             }),
             tunnels,
             forward,
+            tls,
             server_refs: Default::default(),
             request_series: Default::default(),
         };

@@ -1,0 +1,221 @@
+//! HTTP/2 from clients: hyper's server connection, with the listener's flow-control,
+//! concurrency and abuse limits (`listeners[].http2_settings`), each stream handed to
+//! the proxy like an HTTP/1.1 request.
+//!
+//! The denial-of-service patterns are answered by hyper's h2 and these settings:
+//! rapid reset (streams opened and cancelled at once) by `max_pending_reset_streams`,
+//! MadeYouReset by `max_local_error_reset_streams`, CONTINUATION floods by
+//! `max_header_list_size` (h2 counts the head across CONTINUATION frames), SETTINGS
+//! and PING floods by h2 queueing one acknowledgement at a time (it stops reading
+//! while an ACK is unsent, so a client that does not read stalls only itself). The
+//! tests in `crates/sluice/tests/http2_clients.rs` flood each of them.
+
+use crate::cause::Cause;
+use crate::client_body::ClientBody;
+use crate::conn_ctx::ConnContext;
+use crate::conn_state::ConnState;
+use crate::error::ProxyError;
+use crate::metrics::ListenerLabel;
+use crate::proxy::ClientInfo;
+use crate::resp_body::RespBody;
+use crate::tls_info::Peer;
+use bytes::{Buf, Bytes};
+use http::header::HOST;
+use http::{HeaderValue, Method, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use sluice_config::Http2Settings;
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+
+/// The connection preface an h2c client with prior knowledge starts with.
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one HTTP/2 connection until the client closes it or, after shutdown began,
+/// its last stream ends (GOAWAY first, so the client opens no more).
+pub async fn serve<I>(io: I, peer: Peer, ctx: ConnContext, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(settings) = ctx.shared.http2.clone() else {
+        return;
+    };
+    let shared = ctx.shared.clone();
+    let labels = ListenerLabel {
+        listener: shared.listener.clone(),
+    };
+    let tls_metrics = &shared.proxy.metrics().tls;
+    let open = tls_metrics.h2_connections.get_or_create(&labels).clone();
+    let streams = tls_metrics.h2_streams.get_or_create(&labels).clone();
+    open.inc();
+    let client = Arc::new(ClientInfo {
+        listener: shared.listener.clone(),
+        addr: peer.addr,
+        // Shared by the streams: HTTP/2 has no connection-wide abort or tunnel, so
+        // nothing a stream sets here affects the others.
+        conn: Arc::new(ConnState::default()),
+        body_idle: shared.body_idle,
+        tls: peer.tls,
+    });
+    let service = service_fn(move |req: Request<Incoming>| {
+        streams.inc();
+        let (shared, client) = (shared.clone(), client.clone());
+        async move {
+            let resp = match to_proxy_form(req) {
+                Ok(req) => shared.proxy.handle(req, &client).await,
+                Err(e) => {
+                    shared
+                        .proxy
+                        .metrics()
+                        .client_errors
+                        .get_or_create(&crate::metrics::ClientErrorLabels {
+                            listener: shared.listener.clone(),
+                            cause: e.cause.as_str(),
+                        })
+                        .inc();
+                    RespBody::error_response(&e)
+                }
+            };
+            Ok::<Response<RespBody>, Infallible>(resp)
+        }
+    });
+    let conn = builder(&settings).serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let stopping = *stop.borrow_and_update();
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+    }
+    let ended = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = stop.changed(), if !stopping => None,
+    };
+    let ended = match ended {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(listener = %ctx.shared.listener.as_str(), error = %e, "HTTP/2 client connection ended with an error");
+    }
+    open.dec();
+    drop(ctx);
+}
+
+fn builder(s: &Http2Settings) -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(s.max_concurrent_streams)
+        .initial_stream_window_size(s.initial_stream_window)
+        .initial_connection_window_size(s.initial_connection_window)
+        .max_frame_size(s.max_frame_size)
+        .max_header_list_size(s.max_header_list_size)
+        .max_pending_accept_reset_streams(s.max_pending_reset_streams)
+        .max_local_error_reset_streams(s.max_local_error_reset_streams);
+    let interval = s.keepalive_interval.get();
+    if !interval.is_zero() {
+        b.keep_alive_interval(interval)
+            .keep_alive_timeout(s.keepalive_timeout.get());
+    }
+    b
+}
+
+/// An HTTP/2 request as the proxy takes requests: the target in `Host` and an
+/// origin-form URI, as an HTTP/1.1 client sends them (the upstream side rebuilds
+/// `:authority` when it speaks HTTP/2).
+fn to_proxy_form(req: Request<Incoming>) -> Result<Request<ClientBody>, ProxyError> {
+    let (mut parts, body) = req.into_parts();
+    if parts.method == Method::CONNECT {
+        return Err(ProxyError::new(
+            Cause::NotImplemented,
+            "CONNECT over HTTP/2 is not supported; use HTTP/1.1 for tunnels",
+        ));
+    }
+    if let Some(auth) = parts.uri.authority() {
+        match parts.headers.get(HOST) {
+            // RFC 9113 §8.3.1: a Host naming another entity than :authority is malformed.
+            Some(h) if !h.as_bytes().eq_ignore_ascii_case(auth.as_str().as_bytes()) => {
+                return Err(ProxyError::new(
+                    Cause::BadRequest,
+                    "the Host header names another host than :authority",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let v = HeaderValue::from_str(auth.as_str()).map_err(|_| {
+                    ProxyError::new(Cause::BadRequest, "the :authority is not a valid host")
+                })?;
+                parts.headers.insert(HOST, v);
+            }
+        }
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::try_from(pq)
+            .map_err(|_| ProxyError::new(Cause::BadRequest, "the :path is not a valid target"))?;
+    }
+    let body = if http_body::Body::is_end_stream(&body) {
+        ClientBody::Empty
+    } else {
+        ClientBody::H2(body)
+    };
+    Ok(Request::from_parts(parts, body))
+}
+
+/// An h2c connection whose first bytes the HTTP/1.1 reader already took: they are
+/// read again before the socket.
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Bytes, inner: S) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.prefix.has_remaining() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
