@@ -45,6 +45,8 @@ pub use client::{BidiCall, GrpcClient, GrpcReply};
 pub use codec::BytesCodec;
 pub use origin::GrpcOrigin;
 pub use service::SeenRequest;
+/// Re-exported so tests need no direct tonic dependency to name statuses and trailers.
+pub use tonic::{metadata::MetadataMap, Code, Status};
 
 /// The service name in every path.
 pub const SERVICE: &str = "test.Echo";
