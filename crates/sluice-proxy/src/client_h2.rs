@@ -12,6 +12,7 @@
 
 use crate::cause::Cause;
 use crate::client_body::ClientBody;
+use crate::clock::{instant, now_ms};
 use crate::conn_ctx::ConnContext;
 use crate::conn_state::ConnState;
 use crate::error::ProxyError;
@@ -30,6 +31,7 @@ use sluice_config::Http2Settings;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -64,8 +66,13 @@ where
         body_idle: shared.body_idle,
         tls: peer.tls,
     });
+    // When the last stream began: a connection that starts none for the listener's
+    // `keepalive_timeout` is closed (GOAWAY; streams still running finish).
+    let last_stream = Arc::new(AtomicU64::new(now_ms()));
+    let seen = last_stream.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         streams.inc();
+        seen.store(now_ms(), Relaxed);
         let (shared, client) = (shared.clone(), client.clone());
         async move {
             let resp = match to_proxy_form(req) {
@@ -88,19 +95,25 @@ where
     });
     let conn = builder(&settings).serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let stopping = *stop.borrow_and_update();
-    if stopping {
+    let keepalive = ctx.shared.timeouts.keepalive;
+    let mut closing = *stop.borrow_and_update();
+    if closing {
         conn.as_mut().graceful_shutdown();
     }
-    let ended = tokio::select! {
-        r = conn.as_mut() => Some(r),
-        _ = stop.changed(), if !stopping => None,
-    };
-    let ended = match ended {
-        Some(r) => r,
-        None => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let ended = loop {
+        let idle_until = instant(last_stream.load(Relaxed)) + keepalive;
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(idle_until), if !closing => {
+                if instant(last_stream.load(Relaxed)) + keepalive <= tokio::time::Instant::now() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
         }
     };
     if let Err(e) = ended {

@@ -15,6 +15,16 @@ pub fn run(config: &Path, old: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match crate::tls_load::load(&new, &config.display().to_string())
+        .map_err(|e| e.to_string())
+        .and_then(|tls| crate::check_tls::report(&new, &tls))
+    {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
         "{}: ok ({} listeners, {} routes, {} backends)",
         config.display(),

@@ -2,6 +2,7 @@
 
 mod cert_watch;
 mod check;
+mod check_tls;
 mod control;
 mod listeners;
 mod logging;

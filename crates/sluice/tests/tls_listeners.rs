@@ -299,9 +299,13 @@ async fn a_certificate_replaced_on_disk_serves_the_next_handshake_and_a_bad_one_
             .unwrap(),
     )
     .unwrap();
+    // Written in place: a reload may catch the file half-written first (rejected too).
     let rejected = sluice
         .wait_for_log("config reload rejected", |e| {
             e["fields"]["trigger"] == "certificate"
+                && e["fields"]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("does not belong"))
         })
         .await;
     let error = rejected["fields"]["error"]
@@ -340,6 +344,70 @@ fn check_names_the_file_and_the_reason_of_a_bad_certificate() {
     assert!(out.contains(garbage.to_str().unwrap()), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ocsp_response_file_is_stapled() {
+    let site = Site::new();
+    // rustls staples the bytes as they are; a client checks them. Any DER-looking
+    // bytes show that the file's content is what the handshake carries.
+    let ocsp = site.ca.dir().join("a.ocsp");
+    std::fs::write(&ocsp, b"\x30\x03\x0a\x01\x00").unwrap();
+    let (cert, key) = &site.files[0];
+    let certificates = format!(
+        "        - {{cert_file: \"{}\", key_file: \"{}\", ocsp_file: \"{}\"}}\n",
+        cert.display(),
+        key.display(),
+        ocsp.display()
+    );
+    let origin = Origin::start().await;
+    let sluice = Sluice::start(SLUICE, &config(&origin, &certificates, "")).await;
+    let seen = Arc::new(parking_lot::Mutex::new(None));
+    let client = recording(seen.clone());
+    let mut conn = TlsConn::connect(
+        sluice.listener_addr("ingress"),
+        Some("a.test"),
+        client,
+        &["h2"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(conn.get("a.test", "/").await.unwrap().status, 200);
+    assert_eq!(seen.lock().as_deref(), Some(&b"\x30\x03\x0a\x01\x00"[..]));
+}
+
+#[test]
+fn check_reports_names_and_expiry_warns_before_it_and_refuses_a_chain_out_of_order() {
+    let site = Site::new();
+    let dir = sluice_testkit::scratch_dir();
+    let soon = site.a.expiring_in(10);
+    let (cert, key) = soon.write_leaf("soon");
+    let yaml = |cert: &Path, key: &Path| {
+        format!(
+            "listeners:\n  - name: ingress\n    bind: 127.0.0.1:0\n    tls:\n      certificates:\n        - {{cert_file: \"{}\", key_file: \"{}\"}}\nroutes: []\nbackends: []\n",
+            cert.display(),
+            key.display()
+        )
+    };
+    let path = dir.path().join("sluice.yaml");
+    std::fs::write(&path, yaml(&cert, &key)).unwrap();
+    let (ok, out) = sluice_testkit::check_config(SLUICE, &path);
+    assert!(ok, "{out}");
+    assert!(out.contains("a.test"), "names: {out}");
+    assert!(
+        out.contains("warning") && out.contains("expires in"),
+        "{out}"
+    );
+
+    // The leaf followed by a certificate that did not issue it.
+    let stray = dir.path().join("stray.pem");
+    let mut pem = std::fs::read_to_string(&cert).unwrap();
+    pem.push_str(&std::fs::read_to_string(site.wild.write_leaf("w2").0).unwrap());
+    std::fs::write(&stray, pem).unwrap();
+    std::fs::write(&path, yaml(&stray, &key)).unwrap();
+    let (ok, out) = sluice_testkit::check_config(SLUICE, &path);
+    assert!(!ok, "{out}");
+    assert!(out.contains("out of order"), "{out}");
+}
+
 /// Writes `certs`' leaf over `cert`/`key` by rename (as a Secret volume update does).
 fn replace(certs: &Certs, cert: &Path, key: &Path) {
     let (c, k) = certs.write_leaf("renewed");
@@ -363,17 +431,28 @@ fn curl(args: &[&str]) -> String {
 
 /// A client that accepts any certificate (to look at the one served without SNI).
 fn insecure() -> Arc<rustls::ClientConfig> {
+    recording(Arc::default())
+}
+
+/// Accepts any certificate and keeps the stapled OCSP response it came with.
+fn recording(ocsp: Arc<parking_lot::Mutex<Option<Vec<u8>>>>) -> Arc<rustls::ClientConfig> {
     #[derive(Debug)]
-    struct Any(Arc<rustls::crypto::CryptoProvider>);
+    struct Any(
+        Arc<rustls::crypto::CryptoProvider>,
+        Arc<parking_lot::Mutex<Option<Vec<u8>>>>,
+    );
     impl rustls::client::danger::ServerCertVerifier for Any {
         fn verify_server_cert(
             &self,
             _: &rustls::pki_types::CertificateDer<'_>,
             _: &[rustls::pki_types::CertificateDer<'_>],
             _: &rustls::pki_types::ServerName<'_>,
-            _: &[u8],
+            ocsp: &[u8],
             _: rustls::pki_types::UnixTime,
         ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            if !ocsp.is_empty() {
+                *self.1.lock() = Some(ocsp.to_vec());
+            }
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         }
         fn verify_tls12_signature(
@@ -411,7 +490,7 @@ fn insecure() -> Arc<rustls::ClientConfig> {
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Any(provider)))
+        .with_custom_certificate_verifier(Arc::new(Any(provider, ocsp)))
         .with_no_client_auth();
     Arc::new(config)
 }
