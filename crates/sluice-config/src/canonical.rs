@@ -41,6 +41,10 @@ pub fn canonical(config: &Config) -> Config {
 pub fn canonicalize(c: &mut Config) {
     c.routes
         .sort_by(|a, b| (&a.host, &a.path_prefix).cmp(&(&b.host, &b.path_prefix)));
+    for r in &mut c.routes {
+        r.client_identities.sort();
+        r.client_identities.dedup();
+    }
     c.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     c.backends.sort_by(|a, b| a.name.cmp(&b.name));
     c.backends.iter_mut().for_each(canonicalize_backend);

@@ -208,6 +208,12 @@ pub struct Route {
     #[serde(default = "default_prefix")]
     pub path_prefix: String,
     pub backend: String,
+    /// Only clients whose verified TLS identity (mTLS: the certificate's URI SAN,
+    /// else DNS SAN, else CN) is listed may use this route; an entry ending in `*`
+    /// matches by prefix (`spiffe://corp.test/ns/billing/*`). Empty (default): anyone.
+    /// Others get 403 `client_identity_denied`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_identities: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -69,6 +69,7 @@ causes! {
     MethodNotSupported => "method_not_supported", Client, 501;
     NoRoute => "no_route", Client, 404;
     MisdirectedRequest => "misdirected_request", Client, 421;
+    ClientIdentityDenied => "client_identity_denied", Client, 403;
     DeniedByPolicy => "denied_by_policy", Client, 403;
     ConnectNotAllowed => "connect_not_allowed", Client, 405;
     ProxyAuthRequired => "proxy_auth_required", Client, 407;

@@ -171,7 +171,21 @@ impl Proxy {
         // destination the request names.
         let destination;
         let (route_label, backend) = match (rt.router.find(&host, parts.uri.path()), forward) {
-            (Some(route), _) => (&route.label, &route.backend),
+            (Some(route), _) => {
+                let identity = client.tls.as_deref().and_then(|t| t.identity.as_deref());
+                if !route.admits(identity) {
+                    let e = ProxyError::new(
+                        crate::cause::Cause::ClientIdentityDenied,
+                        format!(
+                            "route {} admits only listed client identities, not {}",
+                            route.label.as_str(),
+                            identity.map_or("a client without one".into(), |i| format!("{i:?}"))
+                        ),
+                    );
+                    return self.fail(e, done, &request_id, None);
+                }
+                (&route.label, &route.backend)
+            }
             (None, Some(f)) => {
                 let found = match forward::target(&parts, &host) {
                     Ok((h, port)) => f.destination(&self.registry, &h, port).await,

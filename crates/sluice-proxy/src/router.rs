@@ -14,6 +14,24 @@ pub struct Route {
     pub backend: Arc<Backend>,
     /// `host` + `path_prefix`, the `route` label of metrics and logs.
     pub label: Name,
+    /// `routes[].client_identities`; empty: anyone.
+    pub identities: Arc<[String]>,
+}
+
+impl Route {
+    /// Whether a client with this verified identity (or none) may use the route.
+    pub fn admits(&self, identity: Option<&str>) -> bool {
+        if self.identities.is_empty() {
+            return true;
+        }
+        let Some(id) = identity else { return false };
+        self.identities
+            .iter()
+            .any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => id.starts_with(prefix),
+                None => id == allowed,
+            })
+    }
 }
 
 #[derive(Default)]

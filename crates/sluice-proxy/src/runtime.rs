@@ -103,6 +103,7 @@ pub fn compile(
                 prefix: r.path_prefix.clone(),
                 backend,
                 label,
+                identities: r.client_identities.clone().into(),
             },
         );
     }

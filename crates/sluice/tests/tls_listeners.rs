@@ -254,6 +254,49 @@ async fn mtls_accepts_a_client_of_the_ca_and_logs_its_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_admits_only_the_client_identities_it_lists() {
+    let site = Site::new();
+    let origin = Origin::start().await;
+    let extra = format!(
+        "      client_ca_file: \"{}\"\n      client_auth: optional\n",
+        site.ca.ca_file().display()
+    );
+    let yaml = config(&origin, &site.certificates_yaml(), &extra).replace(
+        "  - host: \"*\"\n    backend: app\n",
+        "  - host: \"*\"\n    path_prefix: /billing\n    backend: app\n    client_identities: [\"spiffe://corp.test/billing/*\"]\n  - host: \"*\"\n    backend: app\n",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let addr = sluice.listener_addr("ingress");
+    let billing = site
+        .ca
+        .client_config_with_identity("b.internal", "spiffe://corp.test/billing/api");
+    let other = site
+        .ca
+        .client_config_with_identity("o.internal", "spiffe://corp.test/other");
+    let cases = [
+        (billing, "/billing/pay", 200),
+        (other.clone(), "/billing/pay", 403),
+        (other, "/public", 200),
+        (site.client(), "/billing/pay", 403),
+    ];
+    for (client, path, status) in cases {
+        let mut conn = TlsConn::connect(addr, Some("a.test"), client, &["h2"])
+            .await
+            .unwrap();
+        let r = conn.get("a.test", path).await.unwrap();
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        if status == 403 {
+            assert_eq!(r.header("sluice-error"), Some("client_identity_denied"));
+            assert!(
+                r.text().contains("/billing"),
+                "names the route: {}",
+                r.text()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_replaced_on_disk_serves_the_next_handshake_and_a_bad_one_is_refused() {
     let site = Site::new();
     let (_origin, sluice) = start(&site, "").await;
