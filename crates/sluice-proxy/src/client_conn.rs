@@ -130,6 +130,9 @@ async fn drive(
         match serve(&wire, &ctx, &stop, head, &client).await {
             Served::KeepAlive => {}
             Served::Close if must_linger(&wire) => return Box::pin(linger(&wire)).await,
+            // TLS ends with close_notify, so a close-delimited (HTTP/1.0) body cannot
+            // be truncated unnoticed; plain TCP just closes (one syscall less).
+            Served::Close if peer.tls.is_some() => return Box::pin(close_write(&wire)).await,
             Served::Close => return,
             Served::Abort => return,
             Served::Tunnel(p) => {
@@ -420,6 +423,12 @@ async fn h2c(wire: Shared, peer: Peer, ctx: ConnContext, stop: watch::Receiver<b
     };
     let io = crate::client_h2::Prefixed::new(buf.freeze(), stream);
     crate::client_h2::serve(io, peer, ctx, stop).await;
+}
+
+/// Sends our end (for TLS: close_notify, then the FIN), bounded by [`LINGER`].
+async fn close_write(wire: &Shared) {
+    let closing = std::future::poll_fn(|cx| wire.lock().io.poll_close_write(cx));
+    let _ = tokio::time::timeout(LINGER, closing).await;
 }
 
 /// Leaves this task for a [`Parked`] one holding the bare socket until `deadline`.

@@ -22,7 +22,7 @@ use crate::resp_body::RespBody;
 use crate::tls_info::Peer;
 use bytes::{Buf, Bytes};
 use http::header::HOST;
-use http::{HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderValue, Method, Request, Uri};
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
@@ -31,7 +31,7 @@ use sluice_config::Http2Settings;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -66,13 +66,15 @@ where
         body_idle: shared.body_idle,
         tls: peer.tls,
     });
-    // When the last stream began: a connection that starts none for the listener's
-    // `keepalive_timeout` is closed (GOAWAY; streams still running finish).
-    let last_stream = Arc::new(AtomicU64::new(now_ms()));
-    let seen = last_stream.clone();
+    // A connection with no stream for the listener's `keepalive_timeout` is closed.
+    let activity = Arc::new(Activity {
+        active: AtomicUsize::new(0),
+        last: AtomicU64::new(now_ms()),
+    });
+    let seen = activity.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         streams.inc();
-        seen.store(now_ms(), Relaxed);
+        let guard = Active::new(&seen);
         let (shared, client) = (shared.clone(), client.clone());
         async move {
             let resp = match to_proxy_form(req) {
@@ -90,7 +92,10 @@ where
                     RespBody::error_response(&e)
                 }
             };
-            Ok::<Response<RespBody>, Infallible>(resp)
+            Ok::<_, Infallible>(resp.map(|inner| Tracked {
+                inner,
+                _active: guard,
+            }))
         }
     });
     let conn = builder(&settings).serve_connection(TokioIo::new(io), service);
@@ -101,7 +106,7 @@ where
         conn.as_mut().graceful_shutdown();
     }
     let ended = loop {
-        let idle_until = instant(last_stream.load(Relaxed)) + keepalive;
+        let idle_until = activity.idle_until(keepalive);
         tokio::select! {
             r = conn.as_mut() => break r,
             _ = stop.changed(), if !closing => {
@@ -109,7 +114,7 @@ where
                 conn.as_mut().graceful_shutdown();
             }
             _ = tokio::time::sleep_until(idle_until), if !closing => {
-                if instant(last_stream.load(Relaxed)) + keepalive <= tokio::time::Instant::now() {
+                if activity.idle_until(keepalive) <= tokio::time::Instant::now() {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -121,6 +126,66 @@ where
     }
     open.dec();
     drop(ctx);
+}
+
+/// The streams of one connection: how many run, and when the last one ended.
+struct Activity {
+    active: AtomicUsize,
+    last: AtomicU64,
+}
+
+impl Activity {
+    /// When the connection will have been idle for `keepalive` (from now, while a
+    /// stream runs).
+    fn idle_until(&self, keepalive: std::time::Duration) -> tokio::time::Instant {
+        if self.active.load(Relaxed) > 0 {
+            return tokio::time::Instant::now() + keepalive;
+        }
+        instant(self.last.load(Relaxed)) + keepalive
+    }
+}
+
+/// One running stream, from its request to the end of its response body.
+struct Active(Arc<Activity>);
+
+impl Active {
+    fn new(a: &Arc<Activity>) -> Self {
+        a.active.fetch_add(1, Relaxed);
+        Self(a.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.last.store(now_ms(), Relaxed);
+        self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its stream counted as running until hyper drops it.
+struct Tracked {
+    inner: RespBody,
+    _active: Active,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = crate::resp_body::ResponseCut;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn builder(s: &Http2Settings) -> http2::Builder<TokioExecutor> {

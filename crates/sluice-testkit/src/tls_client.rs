@@ -27,6 +27,8 @@ pub struct TlsConn {
     pub version: String,
     /// The leaf certificate the server presented.
     pub peer_leaf: CertificateDer<'static>,
+    /// hyper's connection task: it ends when the connection does.
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl TlsConn {
@@ -73,21 +75,26 @@ impl TlsConn {
             .cloned()
             .ok_or("the server presented no certificate")?;
         let io = TokioIo::new(tls);
-        let sender = if alpn.as_deref() == Some("h2") {
+        let (sender, task) = if alpn.as_deref() == Some("h2") {
             let (s, c) = http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(c);
-            Sender::H2(s)
+            (Sender::H2(s), tokio::spawn(async move { drop(c.await) }))
         } else {
             let (s, c) = http1::handshake(io).await?;
-            tokio::spawn(c);
-            Sender::H1(s)
+            (Sender::H1(s), tokio::spawn(async move { drop(c.await) }))
         };
         Ok(Self {
             sender,
             alpn,
             version,
             peer_leaf,
+            task,
         })
+    }
+
+    /// Whether the server ended the connection (HTTP/2: GOAWAY and close) within
+    /// `within`.
+    pub async fn closed_within(&mut self, within: std::time::Duration) -> bool {
+        tokio::time::timeout(within, &mut self.task).await.is_ok()
     }
 
     /// `GET path` for `host` (the `Host` header on HTTP/1.1, `:authority` on HTTP/2).

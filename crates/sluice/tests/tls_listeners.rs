@@ -254,6 +254,38 @@ async fn mtls_accepts_a_client_of_the_ca_and_logs_its_identity() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_client_connection_is_closed_at_keepalive_timeout() {
+    let site = Site::new();
+    let origin = Origin::start().await;
+    let yaml = config(&origin, &site.certificates_yaml(), "").replace(
+        "    bind: 127.0.0.1:0\n    tls:",
+        "    bind: 127.0.0.1:0\n    keepalive_timeout: 300ms\n    tls:",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let addr = sluice.listener_addr("ingress");
+    let mut conn = TlsConn::connect(addr, Some("a.test"), site.client(), &["h2"])
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    // A stream that lasts longer than the keep-alive timeout is not idleness: the
+    // connection is neither closed under it nor right after it.
+    let r = conn.get("a.test", "/delay/500").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert_eq!(conn.get("a.test", "/").await.unwrap().status, 200);
+    assert!(
+        conn.closed_within(std::time::Duration::from_secs(5)).await,
+        "an idle HTTP/2 connection outlived keepalive_timeout"
+    );
+    assert_eq!(
+        sluice
+            .metric(r#"sluice_client_h2_connections{listener="ingress"}"#)
+            .await,
+        Some(0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_admits_only_the_client_identities_it_lists() {
     let site = Site::new();
     let origin = Origin::start().await;
