@@ -15,6 +15,8 @@
 //! * [`WsOrigin`], [`WsClient`]: a WebSocket echo origin and client, for tunnels.
 //! * [`GrpcOrigin`], [`GrpcClient`]: a tonic gRPC origin (`test.Echo`, h2c or TLS) and
 //!   client, for trailers and streaming calls through HTTP/2 listeners.
+//! * [`h2_raw`]: HTTP/2 frames written and read by hand (floods, limits a client
+//!   ignores) and [`H2Client`], a well-behaved h2c client.
 //! * [`reload`]: rewriting a running sluice's config and reloading it (SIGHUP, admin
 //!   `POST /reload`, file watch), and reading the outcome (`/config`, metrics, log).
 //!
@@ -58,6 +60,8 @@ pub mod client;
 pub mod dns;
 pub mod fault;
 pub mod grpc;
+mod h2_client;
+pub mod h2_raw;
 mod logs;
 pub mod origin;
 mod process;
@@ -78,6 +82,7 @@ pub use client::{
 pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
 pub use grpc::{GrpcClient, GrpcOrigin};
+pub use h2_client::H2Client;
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use raw::{Ending, RawConn};
