@@ -286,6 +286,43 @@ async fn an_idle_http2_client_connection_is_closed_at_keepalive_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_is_served_by_default_and_refused_with_min_version_13() {
+    let site = Site::new();
+    let tls12 = || {
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(site.ca.ca_file()).unwrap();
+        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    };
+    let (_origin, sluice) = start(&site, "").await;
+    let addr = sluice.listener_addr("ingress");
+    let mut conn = TlsConn::connect(addr, Some("a.test"), tls12(), &["h2"])
+        .await
+        .unwrap();
+    assert_eq!(conn.version, "TLSv1_2");
+    assert_eq!(conn.get("a.test", "/").await.unwrap().status, 200);
+    drop(sluice);
+
+    let (_origin, sluice) = start(&site, "      min_version: \"1.3\"\n").await;
+    let addr = sluice.listener_addr("ingress");
+    assert!(TlsConn::connect(addr, Some("a.test"), tls12(), &["h2"])
+        .await
+        .is_err());
+    let conn = TlsConn::connect(addr, Some("a.test"), site.client(), &["h2"])
+        .await
+        .unwrap();
+    assert_eq!(conn.version, "TLSv1_3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_admits_only_the_client_identities_it_lists() {
     let site = Site::new();
     let origin = Origin::start().await;
