@@ -207,6 +207,18 @@ pub(crate) fn check(
             );
         }
     }
+    if h2.max_pending_reset_streams == 0 {
+        return bad(
+            "http2_settings.max_pending_reset_streams",
+            "must be at least 1 (0 would end a connection at its first cancelled stream)",
+        );
+    }
+    if !h2.keepalive_interval.get().is_zero() && h2.keepalive_timeout.get().is_zero() {
+        return bad(
+            "http2_settings.keepalive_timeout",
+            "must be greater than 0 when keepalive_interval is set",
+        );
+    }
     if h2.max_header_list_size < 1024 {
         return bad(
             "http2_settings.max_header_list_size",

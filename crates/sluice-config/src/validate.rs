@@ -117,6 +117,17 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
                 format!("{:?} must start with /", r.path_prefix),
             );
         }
+        for (j, id) in r.client_identities.iter().enumerate() {
+            let star = id.find('*');
+            if id.trim().is_empty() || star.is_some_and(|p| p + 1 != id.len()) {
+                return err(
+                    format!("routes[{i}].client_identities[{j}]"),
+                    format!(
+                        "{id:?}: an identity, optionally ending in * (a prefix); * only at the end"
+                    ),
+                );
+            }
+        }
         if !backend_names.contains(&r.backend) {
             let mut known: Vec<_> = backend_names.iter().map(String::as_str).collect();
             known.sort_unstable();

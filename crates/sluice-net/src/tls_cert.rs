@@ -148,7 +148,7 @@ pub fn client_identity(der: &CertificateDer<'_>) -> Option<String> {
         for n in &san.value.general_names {
             match n {
                 GeneralName::URI(u) => return Some((*u).to_owned()),
-                GeneralName::DNSName(d) if dns.is_none() => dns = Some((*d).to_owned()),
+                GeneralName::DNSName(d) if dns.is_none() => dns = Some(d.to_ascii_lowercase()),
                 _ => {}
             }
         }

@@ -8,6 +8,7 @@ use rustls::pki_types::{pem::PemObject, CertificateDer};
 use rustls::server::{ProducesTickets, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use sluice_config::{ClientAuth, ListenerTls, TlsVersion};
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// A listener's TLS, ready for handshakes. Built whole (every file read and checked)
@@ -21,13 +22,21 @@ pub struct ServerTls {
     pub fingerprint: u64,
 }
 
-/// One ticket key set for the process: built per listener config, tickets would stop
-/// resuming at every certificate renewal.
-fn ticketer() -> Option<Arc<dyn ProducesTickets>> {
-    static TICKETER: OnceLock<Option<Arc<dyn ProducesTickets>>> = OnceLock::new();
-    TICKETER
-        .get_or_init(|| rustls::crypto::ring::Ticketer::new().ok())
-        .clone()
+/// The session-ticket keys of one listener and client-certificate policy, kept across
+/// reloads (new keys at every renewal would stop every resumption). Never shared
+/// between listeners or policies: a resumed session skips the client certificate
+/// check, so a ticket from a listener without mTLS, or trusting another CA, must not
+/// resume on this one.
+fn ticketer(scope: String) -> Option<Arc<dyn ProducesTickets>> {
+    type Keys = parking_lot::Mutex<HashMap<String, Arc<dyn ProducesTickets>>>;
+    static TICKETERS: OnceLock<Keys> = OnceLock::new();
+    let mut all = TICKETERS.get_or_init(Keys::default).lock();
+    if let Some(t) = all.get(&scope) {
+        return Some(t.clone());
+    }
+    let t = rustls::crypto::ring::Ticketer::new().ok()?;
+    all.insert(scope, t.clone());
+    Some(t)
 }
 
 /// ALPN protocols a listener offers, preferred first.
@@ -40,8 +49,8 @@ pub fn alpn(http2: bool) -> Vec<Vec<u8>> {
 }
 
 impl ServerTls {
-    /// Reads every file `tls` names and builds the server config.
-    pub fn load(tls: &ListenerTls, http2: bool) -> Result<Self, CertError> {
+    /// Reads every file `tls` names and builds the server config of `listener`.
+    pub fn load(listener: &str, tls: &ListenerTls, http2: bool) -> Result<Self, CertError> {
         let certs: Vec<LoadedCert> = tls
             .certificates
             .iter()
@@ -65,6 +74,7 @@ impl ServerTls {
         let mut fingerprint = certs
             .iter()
             .fold(0u64, |h, c| h.rotate_left(7) ^ c.fingerprint);
+        let mut client_policy = String::from("none");
         let builder = match &tls.client_ca_file {
             None => builder.with_no_client_auth(),
             Some(path) => {
@@ -75,6 +85,7 @@ impl ServerTls {
                 let pem = sluice_config::read_bounded(path, sluice_config::limits::MAX_FILE_BYTES)
                     .map_err(fail)?;
                 fingerprint = fingerprint.rotate_left(7) ^ content_hash(&pem);
+                client_policy = format!("{:?} {:x}", tls.client_auth, content_hash(&pem));
                 let mut roots = RootCertStore::empty();
                 for c in CertificateDer::pem_slice_iter(&pem) {
                     let c = c.map_err(|e| fail(format!("not a PEM CA bundle: {e}")))?;
@@ -96,7 +107,7 @@ impl ServerTls {
         };
         let mut config = builder.with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = alpn(http2);
-        if let Some(t) = ticketer() {
+        if let Some(t) = ticketer(format!("{listener}\0{client_policy}")) {
             config.ticketer = t;
         }
         Ok(Self {

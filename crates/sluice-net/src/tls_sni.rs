@@ -47,7 +47,8 @@ impl SniResolver {
 
     /// The certificate for `sni` (already lowercase, as rustls hands it over).
     pub fn pick(&self, sni: Option<&str>) -> &Arc<CertifiedKey> {
-        let Some(name) = sni else {
+        // A fully qualified name (`a.example.com.`) is the same name.
+        let Some(name) = sni.map(|n| n.strip_suffix('.').unwrap_or(n)) else {
             return &self.default;
         };
         if let Some(k) = self.exact.get(name) {

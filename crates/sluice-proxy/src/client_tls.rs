@@ -56,7 +56,9 @@ pub async fn serve(
     };
     let (_, conn) = stream.get_ref();
     let info = TlsInfo {
-        sni: conn.server_name().map(|n| n.to_ascii_lowercase().into()),
+        sni: conn
+            .server_name()
+            .map(|n| n.trim_end_matches('.').to_ascii_lowercase().into()),
         version: conn
             .protocol_version()
             .and_then(|v| v.as_str())

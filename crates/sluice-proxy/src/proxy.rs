@@ -157,7 +157,9 @@ impl Proxy {
         if let Some(l) = &mut done.log {
             l.host.clone_from(&host);
         }
-        if let Some(tls) = client.tls.as_deref().filter(|t| !t.allows_host(&host)) {
+        // A forward proxy's SNI names the proxy, its requests' hosts the destinations.
+        let checked = forward.is_none().then_some(client.tls.as_deref()).flatten();
+        if let Some(tls) = checked.filter(|t| !t.allows_host(&host)) {
             let e = ProxyError::new(
                 crate::cause::Cause::MisdirectedRequest,
                 format!(

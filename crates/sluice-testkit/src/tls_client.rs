@@ -25,6 +25,8 @@ pub struct TlsConn {
     pub alpn: Option<String>,
     /// `TLSv1_3` or `TLSv1_2`.
     pub version: String,
+    /// The handshake resumed a session (the config's session store had a ticket).
+    pub resumed: bool,
     /// The leaf certificate the server presented.
     pub peer_leaf: CertificateDer<'static>,
     /// hyper's connection task: it ends when the connection does.
@@ -69,6 +71,7 @@ impl TlsConn {
             .and_then(|v| v.as_str())
             .unwrap_or("-")
             .to_string();
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let peer_leaf = conn
             .peer_certificates()
             .and_then(|c| c.first())
@@ -86,6 +89,7 @@ impl TlsConn {
             sender,
             alpn,
             version,
+            resumed,
             peer_leaf,
             task,
         })

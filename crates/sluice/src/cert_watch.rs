@@ -28,16 +28,18 @@ pub fn start(reloader: &Arc<Reloader>, debounce: Duration) -> CertWatch {
         loop {
             let current: Vec<PathBuf> = files.borrow_and_update().clone();
             let (tx, mut rx) = mpsc::channel(1);
-            let forwarders: Vec<_> = current
-                .iter()
-                .filter_map(|p| match crate::watch::watch(p, debounce) {
-                    Ok(w) => Some(forward(w, tx.clone())),
+            // Owned by this task: aborted with it (the watch's end drops them all).
+            let mut forwarders = tokio::task::JoinSet::new();
+            for p in &current {
+                match crate::watch::watch(p, debounce) {
+                    Ok(w) => {
+                        forwarders.spawn(forward(w, tx.clone()));
+                    }
                     Err(e) => {
                         tracing::warn!(file = %p.display(), error = %e, "cannot watch a certificate file; renewals need a reload (SIGHUP)");
-                        None
                     }
-                })
-                .collect();
+                }
+            }
             drop(tx);
             if !current.is_empty() {
                 tracing::debug!(files = current.len(), "watching listener certificate files");
@@ -50,9 +52,7 @@ pub fn start(reloader: &Arc<Reloader>, debounce: Duration) -> CertWatch {
                     }
                 }
             };
-            for f in forwarders {
-                f.abort();
-            }
+            drop(forwarders);
             if !set_changed {
                 return;
             }
@@ -60,11 +60,9 @@ pub fn start(reloader: &Arc<Reloader>, debounce: Duration) -> CertWatch {
     }))
 }
 
-fn forward(mut w: crate::watch::Watcher, tx: mpsc::Sender<()>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while w.changed().await.is_some() {
-            // Full: a reload is already due, and it reads every file.
-            let _ = tx.try_send(());
-        }
-    })
+async fn forward(mut w: crate::watch::Watcher, tx: mpsc::Sender<()>) {
+    while w.changed().await.is_some() {
+        // Full: a reload is already due, and it reads every file.
+        let _ = tx.try_send(());
+    }
 }

@@ -183,7 +183,10 @@ impl Reloader {
     pub async fn reload(&self, trigger: Trigger) -> Outcome {
         let mut cur = self.state.lock().await;
         let started = tokio::time::Instant::now();
-        let result = self.apply(&mut cur).await;
+        let result = match trigger {
+            Trigger::Certificate => self.apply_certificates(&mut cur).await,
+            _ => self.apply(&mut cur).await,
+        };
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut outcome = Outcome {
             result: "",
@@ -254,7 +257,7 @@ impl Reloader {
             if tls.fingerprints() == cur.tls.fingerprints() {
                 return Ok(None);
             }
-            return Ok(Some(self.swap_certificates(cur, tls).await));
+            return self.swap_certificates(cur, tls).await.map(Some);
         }
         let mut diff = sluice_config::diff(&cur.file, &file);
         // Compiled in file order (errors name `backends[i]` as the file has them).
@@ -316,7 +319,26 @@ impl Reloader {
     /// Only certificate files changed: the listeners that read them get the new ones
     /// (for their next handshakes; open connections keep theirs), nothing else is
     /// rebuilt and the generation stays.
-    async fn swap_certificates(&self, cur: &mut Current, tls: LoadedTls) -> ConfigDiff {
+    /// A certificate file changed: the certificates of the config serving are read
+    /// again, and the config file is not (an edit waiting for its SIGHUP stays
+    /// waiting, and a broken one does not hold renewals back).
+    async fn apply_certificates(&self, cur: &mut Current) -> Result<Option<ConfigDiff>, String> {
+        let (config, origin) = (cur.effective.clone(), self.path.display().to_string());
+        let tls = tokio::task::spawn_blocking(move || crate::tls_load::load(&config, &origin))
+            .await
+            .map_err(|e| format!("reading the certificates failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        if tls.fingerprints() == cur.tls.fingerprints() {
+            return Ok(None);
+        }
+        self.swap_certificates(cur, tls).await.map(Some)
+    }
+
+    async fn swap_certificates(
+        &self,
+        cur: &mut Current,
+        tls: LoadedTls,
+    ) -> Result<ConfigDiff, String> {
         let (old, new) = (cur.tls.fingerprints(), tls.fingerprints());
         let mut diff = ConfigDiff::default();
         for (name, fp) in &new {
@@ -329,19 +351,14 @@ impl Reloader {
             }
         }
         let mut listeners = self.listeners.lock().await;
-        let bound = match listeners.bind_new(&cur.effective, &tls) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "certificate reload: a listener could not be bound");
-                return diff;
-            }
-        };
+        // Every listener of the serving config runs: nothing is bound here.
+        let bound = listeners.bind_new(&cur.effective, &tls)?;
         let drain = cur.effective.shutdown.drain_timeout.get();
         listeners.commit(&cur.effective, &tls, bound, &self.proxy, drain);
         drop(listeners);
         tls.publish(self.proxy.metrics());
         cur.tls = tls;
-        diff
+        Ok(diff)
     }
 }
 

@@ -84,7 +84,7 @@ pub fn load(config: &Config, origin: &str) -> Result<LoadedTls, ConfigError> {
     for (i, l) in config.listeners.iter().enumerate() {
         let Some(tls) = &l.tls else { continue };
         let http2 = l.http2_enabled();
-        let server = sluice_net::ServerTls::load(tls, http2).map_err(|e| ConfigError {
+        let server = sluice_net::ServerTls::load(&l.name, tls, http2).map_err(|e| ConfigError {
             file: origin.to_string(),
             field: format!("listeners[{i}].tls"),
             reason: if e.file.is_empty() {

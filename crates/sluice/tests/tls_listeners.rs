@@ -323,6 +323,59 @@ async fn tls12_is_served_by_default_and_refused_with_min_version_13() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_its_listener_but_never_past_another_listeners_mtls() {
+    let site = Site::new();
+    let origin = Origin::start().await;
+    let public = config(&origin, &site.certificates_yaml(), "");
+    let internal = format!(
+        "  - name: internal\n    bind: 127.0.0.1:0\n    tls:\n      certificates:\n{}      client_ca_file: \"{}\"\nadmin:",
+        site.certificates_yaml(),
+        site.ca.ca_file().display()
+    );
+    let yaml = public.replacen("admin:", &internal, 1);
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    // One client config: one session store, as a real client keeps.
+    let client = site.client();
+    let mut first = TlsConn::connect(
+        sluice.listener_addr("ingress"),
+        Some("a.test"),
+        client.clone(),
+        &["h2"],
+    )
+    .await
+    .unwrap();
+    // Reading an answer also reads the tickets sent after the handshake.
+    assert_eq!(first.get("a.test", "/").await.unwrap().status, 200);
+    let mut again = TlsConn::connect(
+        sluice.listener_addr("ingress"),
+        Some("a.test"),
+        client.clone(),
+        &["h2"],
+    )
+    .await
+    .unwrap();
+    assert!(again.resumed, "a ticket of this listener resumes on it");
+    assert_eq!(again.get("a.test", "/").await.unwrap().status, 200);
+    // The same ticket offered to the mTLS listener: a full handshake asks for the
+    // client certificate this client does not have.
+    let refused = match TlsConn::connect(
+        sluice.listener_addr("internal"),
+        Some("a.test"),
+        client,
+        &["h2"],
+    )
+    .await
+    {
+        Err(_) => true,
+        Ok(mut c) => c.get("a.test", "/").await.is_err(),
+    };
+    assert!(
+        refused,
+        "a ticket from a listener without mTLS got past client authentication"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_admits_only_the_client_identities_it_lists() {
     let site = Site::new();
     let origin = Origin::start().await;
