@@ -70,6 +70,7 @@ where
     let activity = Arc::new(Activity {
         active: AtomicUsize::new(0),
         last: AtomicU64::new(now_ms()),
+        streams: parking_lot::Mutex::new(Vec::new()),
     });
     let seen = activity.clone();
     let service = service_fn(move |req: Request<Incoming>| {
@@ -94,13 +95,16 @@ where
             };
             Ok::<_, Infallible>(resp.map(|inner| Tracked {
                 inner,
-                _active: guard,
+                active: guard,
             }))
         }
     });
     let conn = builder(&settings).serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let keepalive = ctx.shared.timeouts.keepalive;
+    let send_timeout = ctx.shared.send_timeout;
+    // How often running streams are checked for a client that stopped reading.
+    let check_every = (send_timeout / 4).max(std::time::Duration::from_millis(100));
     let mut closing = *stop.borrow_and_update();
     if closing {
         conn.as_mut().graceful_shutdown();
@@ -119,6 +123,17 @@ where
                     conn.as_mut().graceful_shutdown();
                 }
             }
+            // Not conditional on running streams: select! evaluates conditions only
+            // when it starts, before the first stream came.
+            _ = tokio::time::sleep(check_every) => {
+                if activity.stalled(send_timeout) {
+                    // Dropping the connection resets its streams: their upstream
+                    // exchanges are abandoned and their slots freed.
+                    tracing::info!(listener = %ctx.shared.listener.as_str(), send_timeout = ?send_timeout, "HTTP/2 client read nothing of a response for send_timeout; connection closed");
+                    ctx.count(Cause::SendTimeout);
+                    break Ok(());
+                }
+            }
         }
     };
     if let Err(e) = ended {
@@ -128,10 +143,12 @@ where
     drop(ctx);
 }
 
-/// The streams of one connection: how many run, and when the last one ended.
+/// The streams of one connection: how many run, when the last one ended, and when
+/// each running one last handed hyper data the client has not taken yet.
 struct Activity {
     active: AtomicUsize,
     last: AtomicU64,
+    streams: parking_lot::Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 impl Activity {
@@ -143,29 +160,54 @@ impl Activity {
         }
         instant(self.last.load(Relaxed)) + keepalive
     }
+
+    /// A stream's response waits on the client (flow control: it reads nothing, so
+    /// hyper polls the body no more) for longer than `limit`, like `send_timeout` on
+    /// HTTP/1.1. A stream waiting on its origin is not the client's fault.
+    fn stalled(&self, limit: std::time::Duration) -> bool {
+        let now = now_ms();
+        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        self.streams.lock().iter().any(|h| {
+            let handed = h.load(Relaxed);
+            handed != 0 && now.saturating_sub(handed) > limit
+        })
+    }
 }
 
-/// One running stream, from its request to the end of its response body.
-struct Active(Arc<Activity>);
+/// One running stream, from its request to the end of its response body; `handed`:
+/// when its body last gave hyper a frame (0: it waits on the origin, or has ended).
+struct Active {
+    conn: Arc<Activity>,
+    handed: Arc<AtomicU64>,
+}
 
 impl Active {
     fn new(a: &Arc<Activity>) -> Self {
         a.active.fetch_add(1, Relaxed);
-        Self(a.clone())
+        let handed = Arc::new(AtomicU64::new(0));
+        a.streams.lock().push(handed.clone());
+        Self {
+            conn: a.clone(),
+            handed,
+        }
     }
 }
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.last.store(now_ms(), Relaxed);
-        self.0.active.fetch_sub(1, Relaxed);
+        self.conn
+            .streams
+            .lock()
+            .retain(|h| !Arc::ptr_eq(h, &self.handed));
+        self.conn.last.store(now_ms(), Relaxed);
+        self.conn.active.fetch_sub(1, Relaxed);
     }
 }
 
 /// A response body that keeps its stream counted as running until hyper drops it.
 struct Tracked {
     inner: RespBody,
-    _active: Active,
+    active: Active,
 }
 
 impl http_body::Body for Tracked {
@@ -176,7 +218,14 @@ impl http_body::Body for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let handed = match &polled {
+            Poll::Ready(Some(Ok(_))) => now_ms().max(1),
+            _ => 0,
+        };
+        this.active.handed.store(handed, Relaxed);
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -391,3 +391,45 @@ async fn python_httpx_speaks_http2_to_a_tls_listener() {
     let out = run("/usr/bin/python3", &args).await;
     assert_eq!(out.trim(), "HTTP/2 200 /py");
 }
+
+/// A client that stops reading a response (its flow-control window stays shut) holds
+/// the stream, the upstream exchange and a slot: after `send_timeout` the connection
+/// is closed, as an HTTP/1.1 client's would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_at_send_timeout() {
+    let (_origin, sluice, addr) = start("    send_timeout: 500ms\n").await;
+    // Waiting on a slow origin is not the client's fault: not cut.
+    let client = H2Client::connect(addr).await.unwrap();
+    let (status, _) = client.get("app.test", "/delay/1500").await.unwrap();
+    assert_eq!(status, 200);
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = h2::client::handshake(tcp).await.unwrap();
+    let ended = tokio::spawn(conn);
+    let req = http::Request::get("http://app.test/bytes/20000000")
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    let resp = timeout(WAIT, resp).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    // The body is never read: its window (64 KiB) fills and nothing more can come.
+    let _unread = resp.into_body();
+    let started = Instant::now();
+    let closed = timeout(WAIT, ended).await;
+    assert!(
+        closed.is_ok(),
+        "the connection outlived send_timeout by {WAIT:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400),
+        "cut before send_timeout: {took:?}"
+    );
+    println!("figures: a non-reading h2 client was cut after {took:?}");
+    sluice
+        .wait_for_metric(
+            r#"sluice_client_errors_total{listener="h2c",cause="send_timeout"}"#,
+            |v| v >= 1.0,
+        )
+        .await;
+    assert_served(addr, "after the cut").await;
+}
