@@ -290,7 +290,7 @@ fn to_proxy_form(req: Request<Incoming>) -> Result<Request<ClientBody>, ProxyErr
     let body = if http_body::Body::is_end_stream(&body) {
         ClientBody::Empty
     } else {
-        ClientBody::H2(body)
+        ClientBody::H2(Box::new(body))
     };
     Ok(Request::from_parts(parts, body))
 }
