@@ -77,7 +77,9 @@ where
         streams.inc();
         let guard = Active::new(&seen);
         let (shared, client) = (shared.clone(), client.clone());
-        async move {
+        // Boxed: hyper spawns a task per stream holding this future, and tokio copies
+        // a task's future whole at spawn; inline, the request's state is kilobytes.
+        Box::pin(async move {
             let resp = match to_proxy_form(req) {
                 Ok(req) => shared.proxy.handle(req, &client).await,
                 Err(e) => {
@@ -97,7 +99,7 @@ where
                 inner,
                 active: guard,
             }))
-        }
+        })
     });
     let conn = builder(&settings).serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
