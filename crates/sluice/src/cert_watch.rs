@@ -21,29 +21,15 @@ impl Drop for CertWatch {
     }
 }
 
+/// The first files are watched before this returns (so before sluice reports itself
+/// started, and a renewal right after is seen); later sets when a reload changes them.
 pub fn start(reloader: &Arc<Reloader>, debounce: Duration) -> CertWatch {
     let reloader = reloader.clone();
     let mut files = reloader.tls_files();
+    let mut armed = arm(&files.borrow_and_update().clone(), debounce);
     CertWatch(tokio::spawn(async move {
         loop {
-            let current: Vec<PathBuf> = files.borrow_and_update().clone();
-            let (tx, mut rx) = mpsc::channel(1);
-            // Owned by this task: aborted with it (the watch's end drops them all).
-            let mut forwarders = tokio::task::JoinSet::new();
-            for p in &current {
-                match crate::watch::watch(p, debounce) {
-                    Ok(w) => {
-                        forwarders.spawn(forward(w, tx.clone()));
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %p.display(), error = %e, "cannot watch a certificate file; renewals need a reload (SIGHUP)");
-                    }
-                }
-            }
-            drop(tx);
-            if !current.is_empty() {
-                tracing::debug!(files = current.len(), "watching listener certificate files");
-            }
+            let (forwarders, mut rx) = armed;
             let set_changed = loop {
                 tokio::select! {
                     r = files.changed() => break r.is_ok(),
@@ -56,8 +42,30 @@ pub fn start(reloader: &Arc<Reloader>, debounce: Duration) -> CertWatch {
             if !set_changed {
                 return;
             }
+            armed = arm(&files.borrow_and_update().clone(), debounce);
         }
     }))
+}
+
+/// Watches `files`; a change of any of them arrives on the receiver. The tasks are
+/// owned by the returned set: they end when it is dropped.
+fn arm(files: &[PathBuf], debounce: Duration) -> (tokio::task::JoinSet<()>, mpsc::Receiver<()>) {
+    let (tx, rx) = mpsc::channel(1);
+    let mut forwarders = tokio::task::JoinSet::new();
+    for p in files {
+        match crate::watch::watch(p, debounce) {
+            Ok(w) => {
+                forwarders.spawn(forward(w, tx.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e, "cannot watch a certificate file; renewals need a reload (SIGHUP)");
+            }
+        }
+    }
+    if !files.is_empty() {
+        tracing::debug!(files = files.len(), "watching listener certificate files");
+    }
+    (forwarders, rx)
 }
 
 async fn forward(mut w: crate::watch::Watcher, tx: mpsc::Sender<()>) {
