@@ -12,6 +12,8 @@ command -v curl >/dev/null || pkgs+=(curl)
 php -r 'exit(function_exists("curl_init") ? 0 : 1);' 2>/dev/null || pkgs+=(php-cli php-curl)
 /usr/bin/python3 -c 'import requests' 2>/dev/null || pkgs+=(python3-requests)
 command -v h2load >/dev/null || pkgs+=(nghttp2-client)
+# The Kubernetes tests' API server: its certificates are made with openssl.
+command -v openssl >/dev/null || pkgs+=(openssl)
 /usr/bin/python3 -c 'import httpx, h2' 2>/dev/null || pkgs+=(python3-httpx python3-h2)
 ((${#pkgs[@]})) || exit 0
 [[ $(id -u) == 0 ]] || die "the tests need ${pkgs[*]}; run as root to install them"

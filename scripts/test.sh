@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-deps.sh
+# The Kubernetes tests run a real kube-apiserver and etcd, built from their Go modules
+# (about 10 minutes the first time on 2 cores, then cached in ~/.cache/sluice).
+scripts/k8s-testbin.sh >/dev/null
 cargo build --locked -p sluice
 for f in examples/*.yaml; do
   target/debug/sluice check --config "$f"

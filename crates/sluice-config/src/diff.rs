@@ -87,9 +87,15 @@ fn ids<S: Serializer>(changed: &[Changed], s: S) -> Result<S::Ok, S::Error> {
 /// The top-level sections a reload cannot apply: the worker threads, the admin
 /// listener, the client connection semaphore and the logger are set up once at start.
 fn needs_restart(path: &str) -> bool {
-    ["runtime", "admin", "log", "limits.max_client_connections"]
-        .iter()
-        .any(|s| path == *s || path.strip_prefix(s).is_some_and(|r| r.starts_with('.')))
+    [
+        "runtime",
+        "admin",
+        "log",
+        "limits.max_client_connections",
+        "sources",
+    ]
+    .iter()
+    .any(|s| path == *s || path.strip_prefix(s).is_some_and(|r| r.starts_with('.')))
 }
 
 /// What a reload from `old` to `new` changes. Both are compared in canonical form,
@@ -176,6 +182,7 @@ pub(crate) fn sections(c: &Config) -> Value {
     put("limits", serde_json::to_value(&c.limits));
     put("resolver", serde_json::to_value(&c.resolver));
     put("config", serde_json::to_value(&c.config));
+    put("sources", serde_json::to_value(&c.sources));
     Value::Object(m)
 }
 

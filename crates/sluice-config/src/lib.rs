@@ -13,6 +13,7 @@ mod duration;
 mod error;
 mod file;
 mod forward;
+mod kubernetes;
 pub mod limits;
 mod listener_tls;
 mod model;
@@ -24,6 +25,7 @@ pub use diff::{diff, route_id, Changed, Changes, ConfigDiff, PoolChanges};
 pub use error::ConfigError;
 pub use file::read_bounded;
 pub use forward::*;
+pub use kubernetes::*;
 pub use listener_tls::*;
 pub use model::*;
 
@@ -77,6 +79,16 @@ pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
         reason,
     })?;
     Ok(config)
+}
+
+/// Validates a config assembled in code (the file merged with what a config source
+/// translated), as [`parse`] validates a file's.
+pub fn validate_config(origin: &str, config: &mut Config) -> Result<(), ConfigError> {
+    validate::validate(config).map_err(|(field, reason)| ConfigError {
+        file: origin.to_string(),
+        field,
+        reason,
+    })
 }
 
 /// serde_yaml_ng starts some messages with its own path, which is `field` or a parent

@@ -32,6 +32,8 @@ pub struct Config {
     /// How sluice follows its own config file.
     #[serde(default)]
     pub config: ConfigSource,
+    #[serde(default)]
+    pub sources: crate::Sources,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -27,6 +27,7 @@ backends:
     source_addresses: [10.0.0.1]
     health: {check: {host: a.example.com}, passive: {}}
     policy: {allow: [{cidr: 10.0.0.0/8}]}
+sources: {kubernetes: {kubeconfig: KC, namespaces: [default]}}
 ";
 
 /// Field paths as the README writes them (`backends[].pool.idle_timeout`).

@@ -62,6 +62,7 @@ pub mod fault;
 pub mod grpc;
 mod h2_client;
 pub mod h2_raw;
+mod kube_api;
 mod logs;
 pub mod origin;
 mod process;
@@ -83,6 +84,7 @@ pub use dns::TestDns;
 pub use fault::{Fault, FaultOrigin, FaultStats};
 pub use grpc::{GrpcClient, GrpcOrigin};
 pub use h2_client::H2Client;
+pub use kube_api::KubeApi;
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
 pub use raw::{Ending, RawConn};
@@ -90,6 +92,7 @@ pub use reload::{check_config, ReloadCounts};
 pub use tls_client::TlsConn;
 pub use wait::DEFAULT_WAIT;
 pub use ws::{WsClient, WsCounts, WsOrigin};
+pub use {k8s_openapi, kube};
 
 /// Re-exported so tests need no direct dependency to build requests and bodies.
 pub use {bytes, http, http_body_util, serde_json, tempfile};

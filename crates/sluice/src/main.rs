@@ -4,6 +4,7 @@ mod cert_watch;
 mod check;
 mod check_tls;
 mod control;
+mod kubernetes;
 mod listeners;
 mod logging;
 mod reload;
@@ -42,6 +43,10 @@ enum Command {
         /// The YAML config file (see README: config reference).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Also take routes and backends from the Kubernetes API (Ingresses of the
+        /// `sluice` IngressClass and their Services), as `sources.kubernetes: {}` does.
+        #[arg(long)]
+        kubernetes: bool,
     },
     /// Validate a config file and exit: 0 if valid; otherwise print the file, the
     /// field and why, and exit 1.
@@ -62,6 +67,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, diff } => check::run(&config, diff.as_deref()),
-        Command::Run { config } => run::run(&config),
+        Command::Run { config, kubernetes } => run::run(&config, kubernetes),
     }
 }

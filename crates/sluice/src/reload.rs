@@ -26,6 +26,8 @@ pub enum Trigger {
     Watch,
     /// A listener certificate file changed.
     Certificate,
+    /// The Kubernetes objects sluice watches translated to new routes or backends.
+    Kubernetes,
 }
 
 impl Trigger {
@@ -35,6 +37,7 @@ impl Trigger {
             Self::Admin => "admin",
             Self::Watch => "watch",
             Self::Certificate => "certificate",
+            Self::Kubernetes => "kubernetes",
         }
     }
 }
@@ -76,6 +79,30 @@ pub struct Reloader {
     state: Mutex<Current>,
     metrics: ReloadMetrics,
     tls_files: tokio::sync::watch::Sender<Vec<PathBuf>>,
+    /// Routes and backends from `sources.kubernetes`, added to the file's at every
+    /// reload.
+    overlay: parking_lot::Mutex<Arc<Overlay>>,
+}
+
+/// What a config source adds to the file.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Overlay {
+    pub backends: Vec<sluice_config::Backend>,
+    pub routes: Vec<sluice_config::Route>,
+}
+
+impl Overlay {
+    /// `file` with the overlay's routes and backends after its own, validated whole.
+    fn merge(&self, mut file: Config, origin: &str) -> Result<Config, String> {
+        if self.backends.is_empty() && self.routes.is_empty() {
+            return Ok(file);
+        }
+        file.backends.extend(self.backends.iter().cloned());
+        file.routes.extend(self.routes.iter().cloned());
+        sluice_config::validate_config(&format!("{origin} + kubernetes"), &mut file)
+            .map_err(|e| e.to_string())?;
+        Ok(file)
+    }
 }
 
 /// A consistent copy for `GET /config`, readable without waiting for a reload.
@@ -114,6 +141,7 @@ fn effective(file: &Config, running: &Config) -> Config {
     c.admin = running.admin.clone();
     c.log = running.log.clone();
     c.limits.max_client_connections = running.limits.max_client_connections;
+    c.sources = running.sources.clone();
     c
 }
 
@@ -148,12 +176,18 @@ impl Reloader {
             }),
             metrics,
             tls_files: files_tx,
+            overlay: parking_lot::Mutex::new(Arc::default()),
         }
     }
 
     /// The certificate files the running config reads (for the certificate watch).
     pub fn tls_files(&self) -> tokio::sync::watch::Receiver<Vec<PathBuf>> {
         self.tls_files.subscribe()
+    }
+
+    /// Replaces what the config source adds; the next reload applies it.
+    pub fn set_overlay(&self, overlay: Overlay) {
+        *self.overlay.lock() = Arc::new(overlay);
     }
 
     pub fn view(&self) -> Arc<CurrentView> {
@@ -242,8 +276,9 @@ impl Reloader {
     /// `Ok(None)`: unchanged. `Ok(Some(diff))`: applied. `Err`: rejected, nothing changed.
     async fn apply(&self, cur: &mut Current) -> Result<Option<ConfigDiff>, String> {
         let path = self.path.clone();
+        let overlay = self.overlay.lock().clone();
         let (raw, file, tls) = tokio::task::spawn_blocking(move || {
-            let raw = read(&path)?;
+            let raw = overlay.merge(read(&path)?, &path.display().to_string())?;
             // Certificates are read at every reload: a renewal on disk is a change
             // even when the config text is the same.
             let tls = crate::tls_load::load(&raw, &path.display().to_string())

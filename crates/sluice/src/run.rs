@@ -38,9 +38,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// also get a malloc arena of its own (memory that is never given back).
 const BLOCKING_THREADS: usize = 1;
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path, kubernetes: bool) -> ExitCode {
     let config = match load(path) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            if kubernetes && c.sources.kubernetes.is_none() {
+                c.sources.kubernetes = Some(Default::default());
+            }
+            c
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -145,7 +150,18 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     );
     let watcher = crate::watching::start(&reloader, &config, path);
     let cert_watch = crate::cert_watch::start(&reloader, config.config.watch_debounce.get());
-    ready.store(true, Ordering::Relaxed);
+    let kube = match config.sources.kubernetes.clone() {
+        // Ready once the first full sync from the API server is serving.
+        Some(settings) => Some(crate::kubernetes::start(
+            settings,
+            reloader.clone(),
+            ready.clone(),
+        )),
+        None => {
+            ready.store(true, Ordering::Relaxed);
+            None
+        }
+    };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, config = %path.display(), "sluice started");
 
     let signal = loop {
@@ -163,6 +179,9 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
     ready.store(false, Ordering::Relaxed);
     drop(watcher);
     drop(cert_watch);
+    if let Some(k) = kube {
+        k.abort();
+    }
     let drains = reloader.listeners().lock().await.shutdown().await;
     // Every connection saw the stop signal itself; this only waits for them to end.
     let all = futures_util::future::join_all(drains.into_iter().map(|d| d.wait()));
