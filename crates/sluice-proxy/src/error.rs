@@ -235,6 +235,15 @@ fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {
     })
 }
 
+/// An HTTP/2 stream above the last stream id of a graceful GOAWAY (NO_ERROR): the
+/// server was closing the connection normally and never saw the request.
+pub fn is_drained(e: &ProxyError) -> bool {
+    e.source.as_deref().is_some_and(|s| {
+        find::<h2::Error>(s)
+            .is_some_and(|h2| h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+    })
+}
+
 /// "outer: inner: innermost" for an error and its sources.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

@@ -303,6 +303,7 @@ impl Proxy {
             && (is_idempotent(req.method()) || settings.retry_non_idempotent);
         let mut attempts_left = settings.retry_attempts;
         let mut stale_retry_used = false;
+        let mut drains_left = MAX_DRAIN_RESENDS;
         let mut avoid: Option<Arc<Server>> = None;
         let mut fresh = false;
         loop {
@@ -383,11 +384,11 @@ impl Proxy {
                     // upload says whose fault it was.
                     let Failed {
                         error: err,
-                        unsent,
+                        mut unsent,
                         replay: handed_back,
                         stream_only,
                     } = failed;
-                    let replay = replay.or(handed_back.filter(|_| replayable).map(|r| *r));
+                    let mut replay = replay.or(handed_back.filter(|_| replayable).map(|r| *r));
                     let err = match upload.and_then(Upload::failure) {
                         Some(f) => ProxyError::new(f.cause(), f.to_string()),
                         None => err,
@@ -403,6 +404,21 @@ impl Proxy {
                         s.retire();
                     }
                     drop(up);
+                    // The server was closing this connection gracefully and never
+                    // took the stream: the normal end of a connection's life, not a
+                    // failure, so it spends neither `attempts` nor the budget. Capped,
+                    // so an origin that GOAWAYs every connection at once cannot loop.
+                    if drains_left > 0 && error::is_drained(&err) {
+                        if let Some(again) = unsent.take().map(|r| *r).or_else(|| replay.take()) {
+                            tracing::debug!(backend = %backend.name.as_str(), "stream not taken before the server's GOAWAY; re-sending");
+                            backend.metrics.retries.inc();
+                            drains_left -= 1;
+                            req = again;
+                            fresh = false;
+                            avoid = None;
+                            continue;
+                        }
+                    }
                     // A stale pooled connection: the origin never saw the request.
                     if reused && !stale_retry_used && !stream_only {
                         let again = unsent
@@ -582,6 +598,9 @@ fn h2_failed(mut e: hyper::client::conn::TrySendError<Request<ReqBody>>) -> Fail
         error: ProxyError::exchange(e.into_error()),
     }
 }
+
+/// Re-sends per request of streams a server's graceful GOAWAY left untaken.
+const MAX_DRAIN_RESENDS: u32 = 3;
 
 fn is_idempotent(m: &Method) -> bool {
     matches!(
