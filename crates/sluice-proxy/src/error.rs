@@ -229,19 +229,20 @@ pub fn is_stream_reset(e: &hyper::Error) -> bool {
 /// An HTTP/2 stream the server did not process: refused (REFUSED_STREAM) or above
 /// the last stream id of a GOAWAY. RFC 9113 §8.7: such requests can be retried.
 fn is_h2_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    find::<h2::Error>(e).is_some_and(|h2| {
-        h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-            || (h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
-    })
+    find::<h2::Error>(e)
+        .is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM) || is_graceful_goaway(h2))
+}
+
+fn is_graceful_goaway(h2: &h2::Error) -> bool {
+    h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR)
 }
 
 /// An HTTP/2 stream above the last stream id of a graceful GOAWAY (NO_ERROR): the
 /// server was closing the connection normally and never saw the request.
 pub fn is_drained(e: &ProxyError) -> bool {
-    e.source.as_deref().is_some_and(|s| {
-        find::<h2::Error>(s)
-            .is_some_and(|h2| h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
-    })
+    e.source
+        .as_deref()
+        .is_some_and(|s| find::<h2::Error>(s).is_some_and(is_graceful_goaway))
 }
 
 /// "outer: inner: innermost" for an error and its sources.
