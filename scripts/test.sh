@@ -10,7 +10,10 @@ scripts/test-deps.sh
 # The Kubernetes tests run a real kube-apiserver and etcd, built from their Go modules
 # (about 10 minutes the first time on 2 cores, then cached in ~/.cache/sluice).
 scripts/k8s-testbin.sh >/dev/null
-cargo build --locked -p sluice
+# One build of every target with the feature set the tests unify: the test run, the
+# benches' build and the CI scenarios then reuse it (a `-p sluice` build resolves
+# features differently and recompiled a quarter of the tree).
+cargo build --workspace --all-targets --locked
 for f in examples/*.yaml; do
   target/debug/sluice check --config "$f"
 done

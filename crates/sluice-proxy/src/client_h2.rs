@@ -8,7 +8,7 @@
 //! `max_header_list_size` (h2 counts the head across CONTINUATION frames), SETTINGS
 //! and PING floods by h2 queueing one acknowledgement at a time (it stops reading
 //! while an ACK is unsent, so a client that does not read stalls only itself). The
-//! tests in `crates/sluice/tests/http2_clients.rs` flood each of them.
+//! tests in `crates/sluice/tests/e2e/http2_clients.rs` flood each of them.
 
 use crate::cause::Cause;
 use crate::client_body::ClientBody;

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod reload_support;
+use crate::reload_support;
 
 use reload_support::{backend, config, reload_expecting, tls_origin, EGRESS, SLUICE};
 use sluice_testkit::{get, Certs, Sluice};

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod reload_support;
+use crate::reload_support;
 
 use reload_support::{
     backend, changed, config, generation, metric_sum, reload_expecting, tls_origin, EGRESS, SLUICE,

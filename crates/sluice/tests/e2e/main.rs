@@ -1,0 +1,35 @@
+//! sluice's end-to-end tests: the real binary, real sockets, real TLS, in-process
+//! origins. One test binary rather than one per file, so the suite links once: with
+//! about thirty files that was several minutes of every CI run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod reload_support;
+
+mod admin_views;
+mod broken_origins;
+mod cli;
+mod client_framing;
+mod config_limits;
+mod dns;
+mod errors;
+mod forward;
+mod grpc;
+mod health;
+mod hostile_clients;
+mod http2;
+mod http2_clients;
+mod idle_clients;
+mod kubernetes;
+mod limits;
+mod pooling;
+mod reload;
+mod reload_churn;
+mod reload_live;
+mod resilience;
+mod routing;
+mod shutdown;
+mod sockets;
+mod streaming;
+mod tls_listeners;
+mod tunnels;
+mod upstream_h1;
