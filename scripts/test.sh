@@ -17,4 +17,6 @@ cargo build --workspace --all-targets --locked
 for f in examples/*.yaml; do
   target/debug/sluice check --config "$f"
 done
+# The Helm chart: lint, the rendered deploy/manifests/ current, its configs valid.
+scripts/helm-check.sh
 cargo test --workspace --locked "$@"
