@@ -3,12 +3,13 @@
 //! applied through the same validate → canonicalize → diff → swap path as a reload.
 
 mod annotations;
+mod endpoints;
 mod snippet;
 mod source;
 mod translate;
 
-pub use source::{run, Update};
-pub use translate::{translate, Report, Selector, Snapshot, Translation};
+pub use source::{run, Sink};
+pub use translate::{translate, Group, Report, Selector, Snapshot, Translation};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -7,6 +7,7 @@
 use crate::translate::{translate, Report, Selector, Snapshot, Translation};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -21,35 +22,38 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// One translation that differs from the previous.
-#[derive(Debug, Clone)]
-pub struct Update {
-    pub translation: Translation,
-    /// Translations that came out equal to the one serving since the last update.
-    pub unchanged_since_last: u64,
+/// Where translations go: the reloader, in sluice.
+pub trait Sink: Send {
+    /// A translation that differs from the last one: apply it. Returns what the
+    /// apply refused (an Ingress whose settings do not validate with the rest), to be
+    /// reported on those objects like the translation's own reports.
+    fn apply(&mut self, translation: Translation) -> impl Future<Output = Vec<Report>> + Send;
+    /// Objects changed but the translation did not (a re-list, a resync, a label, a
+    /// shuffled EndpointSlice): nothing is rebuilt.
+    fn unchanged(&mut self);
 }
 
 /// The longest a steady stream of changes can hold a translation back.
 const MAX_DEBOUNCE_FACTOR: u32 = 10;
 
-/// Watches until the process ends; `on_update` gets the first full translation once
+/// Watches until the process ends; `sink` gets the first full translation once
 /// every watcher has listed, then each one that differs. Errs only when no client
 /// can be built; watch errors are retried with backoff (and logged).
-pub async fn run<F, Fut>(settings: KubernetesSource, mut on_update: F) -> Result<(), String>
-where
-    F: FnMut(Update) -> Fut,
-    Fut: Future<Output = ()>,
-{
+pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), String> {
     let client = client(&settings).await?;
     let notify = Arc::new(Notify::new());
     let ns = &settings.namespaces;
     let ingresses = reflect::<Ingress>(&client, ns, &notify);
     let services = reflect::<Service>(&client, ns, &notify);
+    let slices = reflect::<EndpointSlice>(&client, ns, &notify);
     let classes = vec![spawn(Api::<IngressClass>::all(client.clone()), &notify)];
     for s in &ingresses {
         s.wait_until_ready().await.map_err(|e| e.to_string())?;
     }
     for s in &services {
+        s.wait_until_ready().await.map_err(|e| e.to_string())?;
+    }
+    for s in &slices {
         s.wait_until_ready().await.map_err(|e| e.to_string())?;
     }
     for s in &classes {
@@ -69,29 +73,22 @@ where
     let debounce = settings.debounce.get();
     let mut last: Option<Translation> = None;
     let mut reported: BTreeSet<Report> = BTreeSet::new();
-    let mut unchanged = 0u64;
     loop {
         let snap = Snapshot {
             ingresses: all(&ingresses),
             services: all(&services),
             classes: all(&classes),
+            endpoint_slices: all(&slices),
         };
         let t = translate(&snap, &selector);
         if last.as_ref() == Some(&t) {
-            unchanged += 1;
-            tracing::debug!(
-                unchanged,
-                "kubernetes: objects changed, translation unchanged"
-            );
+            tracing::debug!("kubernetes: objects changed, translation unchanged");
+            sink.unchanged();
         } else {
-            publish(&recorder, &t.reports, &mut reported).await;
-            on_update(Update {
-                translation: t.clone(),
-                unchanged_since_last: unchanged,
-            })
-            .await;
+            let mut reports = t.reports.clone();
+            reports.extend(sink.apply(t.clone()).await);
+            publish(&recorder, &reports, &mut reported).await;
             last = Some(t);
-            unchanged = 0;
         }
         notify.notified().await;
         settle(&notify, debounce).await;

@@ -4,7 +4,9 @@
 //! which then compares `unchanged` and rebuilds nothing.
 
 use crate::annotations;
+use crate::endpoints::{server, SliceIndex};
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use serde_json::{json, Value};
 use sluice_config::{Backend, Route};
@@ -17,6 +19,7 @@ pub struct Snapshot {
     pub ingresses: Vec<Arc<Ingress>>,
     pub services: Vec<Arc<Service>>,
     pub classes: Vec<Arc<IngressClass>>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
 }
 
 /// A problem with one object, reported on it (a Warning Event) and in the log.
@@ -31,11 +34,31 @@ pub struct Report {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Translation {
-    pub backends: Vec<Backend>,
-    pub routes: Vec<Route>,
+    /// One per Ingress that contributes anything, sorted by namespace and name: the
+    /// unit the reload validates on its own, so one bad Ingress is skipped alone.
+    pub groups: Vec<Group>,
     /// Sorted; an object with reports may still serve (ignored snippet lines) or not
     /// (a missing Service).
     pub reports: Vec<Report>,
+}
+
+/// What one object (an Ingress) contributes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Group {
+    pub namespace: String,
+    pub name: String,
+    pub backends: Vec<Backend>,
+    pub routes: Vec<Route>,
+}
+
+impl Translation {
+    pub fn backends(&self) -> Vec<&Backend> {
+        self.groups.iter().flat_map(|g| &g.backends).collect()
+    }
+
+    pub fn routes(&self) -> Vec<&Route> {
+        self.groups.iter().flat_map(|g| &g.routes).collect()
+    }
 }
 
 /// Which Ingresses are ours.
@@ -68,22 +91,34 @@ pub fn translate(snap: &Snapshot, sel: &Selector) -> Translation {
         .filter(|i| selected(i, sel, class_is_default))
         .collect();
     ingresses.sort_by_key(|i| key(&i.metadata));
+    let refs = Refs {
+        services,
+        slices: SliceIndex::new(&snap.endpoint_slices),
+    };
     let mut out = Translation::default();
-    let mut backends = BTreeMap::new();
-    let mut routes = BTreeSet::new();
     for ing in ingresses {
-        ingress(ing, &services, &mut backends, &mut routes, &mut out.reports);
+        let mut backends = BTreeMap::new();
+        let mut routes = BTreeSet::new();
+        ingress(ing, &refs, &mut backends, &mut routes, &mut out.reports);
+        if backends.is_empty() && routes.is_empty() {
+            continue;
+        }
+        let (namespace, name) = key(&ing.metadata);
+        out.groups.push(Group {
+            namespace,
+            name,
+            backends: backends.into_values().collect(),
+            routes: routes
+                .into_iter()
+                .map(|(host, path_prefix, backend)| Route {
+                    host,
+                    path_prefix,
+                    backend,
+                    client_identities: Vec::new(),
+                })
+                .collect(),
+        });
     }
-    out.backends = backends.into_values().collect();
-    out.routes = routes
-        .into_iter()
-        .map(|(host, path_prefix, backend)| Route {
-            host,
-            path_prefix,
-            backend,
-            client_identities: Vec::new(),
-        })
-        .collect();
     out.reports.sort();
     out.reports.dedup();
     out
@@ -115,9 +150,15 @@ fn selected(i: &Ingress, sel: &Selector, class_is_default: bool) -> bool {
 
 type Routes = BTreeSet<(String, String, String)>;
 
+/// What Ingress paths refer to.
+struct Refs<'a> {
+    services: BTreeMap<(String, String), &'a Service>,
+    slices: SliceIndex<'a>,
+}
+
 fn ingress(
     ing: &Ingress,
-    services: &BTreeMap<(String, String), &Service>,
+    refs: &Refs<'_>,
     backends: &mut BTreeMap<String, Backend>,
     routes: &mut Routes,
     reports: &mut Vec<Report>,
@@ -165,7 +206,7 @@ fn ingress(
         }
     }
     for (host, path, target) in paths {
-        match backend(&ns, &name, target, services, &applied.fields) {
+        match backend(&ns, &name, target, refs, &applied.fields) {
             Ok(b) => {
                 routes.insert((host, path, b.name.clone()));
                 backends.entry(b.name.clone()).or_insert(b);
@@ -175,13 +216,14 @@ fn ingress(
     }
 }
 
-/// The backend of one Ingress path: its Service's address and port, with the
-/// Ingress's annotations.
+/// The backend of one Ingress path: its Service's address and port (an
+/// ExternalName's DNS name, else the ready endpoints of its EndpointSlices, else its
+/// cluster IP), with the Ingress's annotations.
 fn backend(
     ns: &str,
     ingress: &str,
     target: &IngressBackend,
-    services: &BTreeMap<(String, String), &Service>,
+    refs: &Refs<'_>,
     fields: &serde_json::Map<String, Value>,
 ) -> Result<Backend, (&'static str, String)> {
     let Some(svc_ref) = &target.service else {
@@ -190,7 +232,8 @@ fn backend(
             "only Service backends are supported".into(),
         ));
     };
-    let svc = services
+    let svc = refs
+        .services
         .get(&(ns.to_string(), svc_ref.name.clone()))
         .ok_or_else(|| {
             (
@@ -209,7 +252,17 @@ fn backend(
         None => ports.len() == 1,
     });
     let port = match (port, wanted.and_then(|w| w.number)) {
-        (Some(p), _) => p.port,
+        (Some(p), _) => {
+            if spec.type_.as_deref() != Some("ExternalName") {
+                if let Some(servers) = refs.slices.servers(ns, &svc_ref.name, p) {
+                    if !servers.is_empty() {
+                        let name = format!("k8s/{ns}/{ingress}/{}:{}", svc_ref.name, p.port);
+                        return with_annotations(name, servers, fields);
+                    }
+                }
+            }
+            p.port
+        }
         // An ExternalName Service need not list ports: the Ingress's number is the port.
         (None, Some(n)) if spec.type_.as_deref() == Some("ExternalName") => n,
         _ => {
@@ -236,15 +289,18 @@ fn backend(
             ),
         ));
     }
-    let server = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
     let name = format!("k8s/{ns}/{ingress}/{}:{port}", svc_ref.name);
+    with_annotations(name, vec![server(&host, port)], fields)
+}
+
+fn with_annotations(
+    name: String,
+    servers: Vec<String>,
+    fields: &serde_json::Map<String, Value>,
+) -> Result<Backend, (&'static str, String)> {
     let mut json = fields.clone();
     json.insert("name".into(), json!(name));
-    json.insert("servers".into(), json!([server]));
+    json.insert("servers".into(), json!(servers));
     serde_json::from_value::<Backend>(Value::Object(json))
         .map_err(|e| ("BadAnnotation", format!("{e}; Ingress path skipped")))
 }

@@ -82,26 +82,57 @@ pub struct Reloader {
     /// Routes and backends from `sources.kubernetes`, added to the file's at every
     /// reload.
     overlay: parking_lot::Mutex<Arc<Overlay>>,
+    /// The overlay's groups the last reload left out, and why.
+    skipped: parking_lot::Mutex<Vec<Skipped>>,
 }
 
-/// What a config source adds to the file.
+/// What a config source adds to the file: one group per object (an Ingress).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Overlay {
-    pub backends: Vec<sluice_config::Backend>,
-    pub routes: Vec<sluice_config::Route>,
+    pub groups: Vec<sluice_k8s::Group>,
+}
+
+/// A group that does not validate with the file and the groups before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub namespace: String,
+    pub name: String,
+    pub error: String,
 }
 
 impl Overlay {
-    /// `file` with the overlay's routes and backends after its own, validated whole.
-    fn merge(&self, mut file: Config, origin: &str) -> Result<Config, String> {
-        if self.backends.is_empty() && self.routes.is_empty() {
-            return Ok(file);
+    /// `file` with the overlay's routes and backends after its own, validated. When
+    /// the whole does not validate, the groups are added one at a time in order and
+    /// each that breaks it is left out: one bad Ingress costs only itself. (Quadratic,
+    /// but only then; the whole is tried first.)
+    fn merge(&self, file: Config, origin: &str) -> (Config, Vec<Skipped>) {
+        if self.groups.is_empty() {
+            return (file, Vec::new());
         }
-        file.backends.extend(self.backends.iter().cloned());
-        file.routes.extend(self.routes.iter().cloned());
-        sluice_config::validate_config(&format!("{origin} + kubernetes"), &mut file)
-            .map_err(|e| e.to_string())?;
-        Ok(file)
+        let origin = format!("{origin} + kubernetes");
+        let add = |c: &mut Config, g: &sluice_k8s::Group| {
+            c.backends.extend(g.backends.iter().cloned());
+            c.routes.extend(g.routes.iter().cloned());
+        };
+        let mut all = file.clone();
+        self.groups.iter().for_each(|g| add(&mut all, g));
+        if sluice_config::validate_config(&origin, &mut all).is_ok() {
+            return (all, Vec::new());
+        }
+        let (mut base, mut skipped) = (file, Vec::new());
+        for g in &self.groups {
+            let mut next = base.clone();
+            add(&mut next, g);
+            match sluice_config::validate_config(&origin, &mut next) {
+                Ok(()) => base = next,
+                Err(e) => skipped.push(Skipped {
+                    namespace: g.namespace.clone(),
+                    name: g.name.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        (base, skipped)
     }
 }
 
@@ -177,6 +208,7 @@ impl Reloader {
             metrics,
             tls_files: files_tx,
             overlay: parking_lot::Mutex::new(Arc::default()),
+            skipped: parking_lot::Mutex::default(),
         }
     }
 
@@ -188,6 +220,15 @@ impl Reloader {
     /// Replaces what the config source adds; the next reload applies it.
     pub fn set_overlay(&self, overlay: Overlay) {
         *self.overlay.lock() = Arc::new(overlay);
+    }
+
+    /// The overlay's groups the last reload that read the file left out.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        self.skipped.lock().clone()
+    }
+
+    pub fn metrics(&self) -> &ReloadMetrics {
+        &self.metrics
     }
 
     pub fn view(&self) -> Arc<CurrentView> {
@@ -277,17 +318,18 @@ impl Reloader {
     async fn apply(&self, cur: &mut Current) -> Result<Option<ConfigDiff>, String> {
         let path = self.path.clone();
         let overlay = self.overlay.lock().clone();
-        let (raw, file, tls) = tokio::task::spawn_blocking(move || {
-            let raw = overlay.merge(read(&path)?, &path.display().to_string())?;
+        let (raw, file, tls, skipped) = tokio::task::spawn_blocking(move || {
+            let (raw, skipped) = overlay.merge(read(&path)?, &path.display().to_string());
             // Certificates are read at every reload: a renewal on disk is a change
             // even when the config text is the same.
             let tls = crate::tls_load::load(&raw, &path.display().to_string())
                 .map_err(|e| e.to_string())?;
             let canonical = sluice_config::canonical(&raw);
-            Ok::<_, String>((raw, canonical, tls))
+            Ok::<_, String>((raw, canonical, tls, skipped))
         })
         .await
         .map_err(|e| format!("reading the config failed: {e}"))??;
+        *self.skipped.lock() = skipped;
         if file == cur.file {
             if tls.fingerprints() == cur.tls.fingerprints() {
                 return Ok(None);

@@ -13,6 +13,7 @@ type ResultLabels = Vec<(&'static str, &'static str)>;
 #[derive(Clone)]
 pub struct ReloadMetrics {
     reloads: Family<ResultLabels, Counter>,
+    kubernetes: Family<ResultLabels, Counter>,
     generation: Gauge,
     last_success: Gauge<f64, AtomicU64>,
     pub tasks: Gauge,
@@ -22,6 +23,7 @@ impl ReloadMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
             reloads: Family::default(),
+            kubernetes: Family::default(),
             generation: Gauge::default(),
             last_success: Gauge::default(),
             tasks: Gauge::default(),
@@ -47,10 +49,26 @@ impl ReloadMetrics {
             "Tasks alive on the data-path runtime (sampled every second)",
             m.tasks.clone(),
         );
+        r.register(
+            "kubernetes_translations",
+            "Translations of the watched Kubernetes objects: changed (applied as a reload) or unchanged (a re-list, resync or unrelated change; nothing rebuilt)",
+            m.kubernetes.clone(),
+        );
+        for result in ["changed", "unchanged"] {
+            let _ = m.kubernetes.get_or_create(&vec![("result", result)]);
+        }
         for result in ["applied", "unchanged", "rejected"] {
             let _ = m.reloads.get_or_create(&vec![("result", result)]);
         }
         m
+    }
+
+    /// A translation of the Kubernetes objects; `changed` is applied as a reload.
+    pub fn kubernetes_translation(&self, changed: bool) {
+        let result = if changed { "changed" } else { "unchanged" };
+        self.kubernetes
+            .get_or_create(&vec![("result", result)])
+            .inc();
     }
 
     /// The config sluice started with is serving.

@@ -2,6 +2,8 @@
 //! their Go modules, RBAC on; see sluice-testkit's `KubeApi`): the seed's egress
 //! manifests (an Ingress and an `ExternalName` Service with haproxy.org annotations)
 //! route `Host: app1.example.com` over pooled, verified TLS to an in-process origin.
+//! sluice authenticates as the Helm chart's ServiceAccount, bound to exactly the
+//! chart's Roles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,7 +24,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-async fn create<K>(api: &Api<K>, v: Value) -> K
+pub(crate) async fn create<K>(api: &Api<K>, v: Value) -> K
 where
     K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
@@ -57,8 +59,22 @@ fn ingress(name: &str, host: &str, port: u16, ca: &str) -> Value {
     })
 }
 
+/// sluice ran with the chart's ServiceAccount and Roles (`KubeApi::chart_kubeconfig`):
+/// no watch, list or Event write was refused.
+pub(crate) fn assert_nothing_forbidden(sluice: &Sluice) {
+    let refused: Vec<String> = sluice
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("403") || l.to_ascii_lowercase().contains("forbidden"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the chart's RBAC refused sluice: {refused:#?}"
+    );
+}
+
 /// Polls `ok` until it holds (each poll is a real request), or fails at the deadline.
-async fn eventually<F, Fut>(what: &str, mut ok: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut ok: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -124,7 +140,7 @@ listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
 sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}]}}}}
 "#,
         dns = dns.addr(),
-        kc = api.kubeconfig().display(),
+        kc = api.chart_kubeconfig().await.display(),
     );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
@@ -226,4 +242,5 @@ sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}]}}}}
     })
     .await;
     assert_eq!(get(egress, "other.example.com", "/api").await.status, 404);
+    assert_nothing_forbidden(&sluice);
 }

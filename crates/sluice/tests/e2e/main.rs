@@ -20,6 +20,7 @@ mod http2;
 mod http2_clients;
 mod idle_clients;
 mod kubernetes;
+mod kubernetes_endpoints;
 mod limits;
 mod pooling;
 mod reload;
