@@ -193,3 +193,56 @@ fn load_refuses_what_is_not_a_bounded_regular_file() -> std::io::Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+#[test]
+fn kubernetes_source_fields_are_checked_with_the_field_named() {
+    let base = "listeners: [{name: a, bind: \"127.0.0.1:0\"}]\nsources:\n  kubernetes: ";
+    for (value, field, why) in [
+        (
+            "{namespaces: [Shop]}",
+            "sources.kubernetes.namespaces[0]",
+            "not a namespace name",
+        ),
+        (
+            "{ingress_class: \"\"}",
+            "sources.kubernetes.ingress_class",
+            "not an IngressClass",
+        ),
+        (
+            "{lease_name: -x}",
+            "sources.kubernetes.lease_name",
+            "not a Lease name",
+        ),
+        (
+            "{lease_namespace: a.b}",
+            "sources.kubernetes.lease_namespace",
+            "not a namespace",
+        ),
+        (
+            "{debounce: 0s}",
+            "sources.kubernetes.debounce",
+            "greater than zero",
+        ),
+        (
+            "{debounce: 1m}",
+            "sources.kubernetes.debounce",
+            "at most 10s",
+        ),
+        (
+            "{lease_duration: 1s}",
+            "sources.kubernetes.lease_duration",
+            "between 2s and 300s",
+        ),
+        (
+            "{status_address: \"a b\"}",
+            "sources.kubernetes.status_address",
+            "neither an IP",
+        ),
+    ] {
+        let e = reject(&format!("{base}{value}\n"));
+        assert_eq!(e.field, field, "{value}: {e}");
+        assert!(e.reason.contains(why), "{value}: {e}");
+    }
+    let ok = format!("{base}{{namespaces: [shop, team-a], status_address: 10.0.0.1, lease_namespace: sluice-system}}\n");
+    assert!(parse("t.yaml", &ok).is_ok(), "{ok}");
+}

@@ -27,6 +27,9 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
     )?;
     // 0 would reload on the first event of a save, maybe reading a half-written file.
     positive("config.watch_debounce", c.config.watch_debounce.get())?;
+    if let Some(k) = &c.sources.kubernetes {
+        crate::kubernetes::validate(k)?;
+    }
     let mut names = HashSet::new();
     let mut binds = HashSet::new();
     for (i, l) in c.listeners.iter().enumerate() {

@@ -4,13 +4,22 @@
 
 mod annotations;
 mod endpoints;
+mod gateway;
+mod gateway_rules;
 mod snippet;
 mod source;
+mod status;
 mod translate;
+mod watchers;
 
+pub use gateway::GATEWAY_CONTROLLER;
 pub use source::{run, Sink};
-pub use translate::{translate, Group, Report, Selector, Snapshot, Translation};
+pub use translate::{translate, Group, Report, Selector, Snapshot, StatusPatch, Translation};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod translate_tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod gateway_tests;

@@ -1,22 +1,19 @@
-//! The watchers: kube-runtime reflectors keep a live copy of the objects sluice reads;
-//! every change wakes the translator, which waits for the burst to settle
+//! The source's loop: the reflectors (watchers.rs) keep a live copy of the objects
+//! sluice reads; every change wakes the translator, which waits for the burst to settle
 //! (`debounce`), translates everything and hands the result on when it differs
 //! from the last one. A re-list or a resync that changes nothing is counted and
 //! dropped here.
 
+use crate::status::{self, LeaseSettings};
 use crate::translate::{translate, Report, Selector, Snapshot, Translation};
-use futures_util::StreamExt;
+use crate::watchers::{self, all, listed, reflect, reflect_dynamic, spawn};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
+use kube::{Api, Client};
 use sluice_config::KubernetesSource;
 use std::collections::BTreeSet;
-use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,23 +43,37 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     let ingresses = reflect::<Ingress>(&client, ns, &notify);
     let services = reflect::<Service>(&client, ns, &notify);
     let slices = reflect::<EndpointSlice>(&client, ns, &notify);
-    let classes = vec![spawn(Api::<IngressClass>::all(client.clone()), &notify)];
-    for s in &ingresses {
-        s.wait_until_ready().await.map_err(|e| e.to_string())?;
-    }
-    for s in &services {
-        s.wait_until_ready().await.map_err(|e| e.to_string())?;
-    }
-    for s in &slices {
-        s.wait_until_ready().await.map_err(|e| e.to_string())?;
-    }
-    for s in &classes {
-        s.wait_until_ready().await.map_err(|e| e.to_string())?;
-    }
+    let classes = vec![spawn(Api::<IngressClass>::all(client.clone()), (), &notify)];
+    let gw_kind = |kind| watchers::gateway_kind(&client, kind);
+    let (gwc, gw, routes, tls) = (
+        gw_kind("GatewayClass").await,
+        gw_kind("Gateway").await,
+        gw_kind("HTTPRoute").await,
+        gw_kind("BackendTLSPolicy").await,
+    );
+    let dynamic =
+        |r: &Option<_>, cluster| reflect_dynamic(&client, ns, r.as_ref(), cluster, &notify);
+    let (gateway_classes, gateways, http_routes, tls_policies) = (
+        dynamic(&gwc, true),
+        dynamic(&gw, false),
+        dynamic(&routes, false),
+        dynamic(&tls, false),
+    );
+    listed(&ingresses).await?;
+    listed(&services).await?;
+    listed(&slices).await?;
+    listed(&classes).await?;
+    listed(&gateway_classes).await?;
+    listed(&gateways).await?;
+    listed(&http_routes).await?;
+    listed(&tls_policies).await?;
     tracing::info!(namespaces = ?settings.namespaces, ingress_class = %settings.ingress_class, "kubernetes: initial list complete");
     let selector = Selector {
         class: settings.ingress_class.clone(),
+        status_address: settings.status_address.clone(),
     };
+    let (statuses, desired) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(status::run(client.clone(), lease(&settings), desired));
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -73,20 +84,39 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     let debounce = settings.debounce.get();
     let mut last: Option<Translation> = None;
     let mut reported: BTreeSet<Report> = BTreeSet::new();
+    // What the last apply refused, re-reported with each translation until it changes.
+    let mut rejected: Vec<Report> = Vec::new();
     loop {
         let snap = Snapshot {
             ingresses: all(&ingresses),
             services: all(&services),
             classes: all(&classes),
             endpoint_slices: all(&slices),
+            gateway_classes: all(&gateway_classes),
+            gateways: all(&gateways),
+            http_routes: all(&http_routes),
+            backend_tls_policies: all(&tls_policies),
         };
         let t = translate(&snap, &selector);
-        if last.as_ref() == Some(&t) {
-            tracing::debug!("kubernetes: objects changed, translation unchanged");
+        statuses.send_if_modified(|s| {
+            let changed = *s != t.statuses;
+            if changed {
+                s.clone_from(&t.statuses);
+            }
+            changed
+        });
+        // Only the routes and backends make a reload; reports and status changes
+        // (a new generation, say) are published without one.
+        if last.as_ref().is_some_and(|l| l.groups == t.groups) {
+            tracing::debug!("kubernetes: objects changed, config unchanged");
             sink.unchanged();
-        } else {
             let mut reports = t.reports.clone();
-            reports.extend(sink.apply(t.clone()).await);
+            reports.extend(rejected.iter().cloned());
+            publish(&recorder, &reports, &mut reported).await;
+        } else {
+            rejected = sink.apply(t.clone()).await;
+            let mut reports = t.reports.clone();
+            reports.extend(rejected.iter().cloned());
             publish(&recorder, &reports, &mut reported).await;
             last = Some(t);
         }
@@ -123,53 +153,22 @@ async fn client(settings: &KubernetesSource) -> Result<Client, String> {
     Client::try_from(config).map_err(|e| format!("kubernetes client: {e}"))
 }
 
-/// One reflector per namespace (or one for all), each waking `notify` on every event.
-fn reflect<K>(client: &Client, namespaces: &[String], notify: &Arc<Notify>) -> Vec<Store<K>>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    let apis: Vec<Api<K>> = if namespaces.is_empty() {
-        vec![Api::all(client.clone())]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
-    };
-    apis.into_iter().map(|api| spawn(api, notify)).collect()
-}
-
-fn spawn<K>(api: Api<K>, notify: &Arc<Notify>) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
-    let notify = notify.clone();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(_) => notify.notify_one(),
-                Err(e) => {
-                    tracing::warn!(kind = %K::kind(&K::DynamicType::default()), error = %e, "kubernetes watch failed; retrying")
-                }
-            }
-        }
-    });
-    reader
-}
-
-fn all<K>(stores: &[Store<K>]) -> Vec<Arc<K>>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    stores.iter().flat_map(|s| s.state()).collect()
+fn lease(settings: &KubernetesSource) -> LeaseSettings {
+    let namespace = settings
+        .lease_namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| "default".into());
+    LeaseSettings {
+        namespace,
+        name: settings.lease_name.clone(),
+        duration: settings.lease_duration.get(),
+        identity: status::identity(),
+    }
 }
 
 /// A Warning Event and a log line for each report not made before (a resync of an
@@ -177,10 +176,15 @@ where
 async fn publish(recorder: &Recorder, reports: &[Report], done: &mut BTreeSet<Report>) {
     let now: BTreeSet<Report> = reports.iter().cloned().collect();
     for r in now.difference(done) {
-        tracing::warn!(ingress = %format!("{}/{}", r.namespace, r.name), reason = r.reason, "{}", r.message);
+        tracing::warn!(kind = r.kind, object = %format!("{}/{}", r.namespace, r.name), reason = r.reason, "{}", r.message);
+        let api_version = match r.kind {
+            "Ingress" => "networking.k8s.io/v1",
+            "Service" => "v1",
+            _ => "gateway.networking.k8s.io/v1",
+        };
         let reference = ObjectReference {
-            api_version: Some("networking.k8s.io/v1".into()),
-            kind: Some("Ingress".into()),
+            api_version: Some(api_version.into()),
+            kind: Some(r.kind.into()),
             namespace: Some(r.namespace.clone()),
             name: Some(r.name.clone()),
             ..Default::default()

@@ -39,6 +39,7 @@ fn ing(
 fn sel() -> Selector {
     Selector {
         class: "sluice".into(),
+        status_address: None,
     }
 }
 

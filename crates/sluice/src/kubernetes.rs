@@ -44,10 +44,11 @@ impl sluice_k8s::Sink for ReloadSink {
                 .skipped()
                 .into_iter()
                 .map(|s| Report {
+                    kind: s.kind,
                     namespace: s.namespace,
                     name: s.name,
                     reason: "InvalidConfig",
-                    message: format!("{}; Ingress skipped", s.error),
+                    message: format!("{}; {} skipped", s.error, s.kind),
                 })
                 .collect()
         }

@@ -95,6 +95,7 @@ pub struct Overlay {
 /// A group that does not validate with the file and the groups before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
     pub error: String,
@@ -126,6 +127,7 @@ impl Overlay {
             match sluice_config::validate_config(&origin, &mut next) {
                 Ok(()) => base = next,
                 Err(e) => skipped.push(Skipped {
+                    kind: g.kind,
                     namespace: g.namespace.clone(),
                     name: g.name.clone(),
                     error: e.to_string(),

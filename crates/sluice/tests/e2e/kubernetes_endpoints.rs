@@ -85,7 +85,7 @@ async fn cluster_ip_services_use_endpoint_slices_and_a_conflict_costs_only_itsel
 log: {{format: json}}
 admin: {{bind: "127.0.0.1:0"}}
 listeners: [{{name: ingress, bind: "127.0.0.1:0"}}]
-sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}]}}}}
+sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}], lease_namespace: sluice-system}}}}
 "#,
         kc = api.chart_kubeconfig().await.display(),
     );

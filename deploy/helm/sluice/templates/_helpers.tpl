@@ -98,6 +98,9 @@ sources:
   kubernetes:
     namespaces: {{ toJson .Values.watchNamespaces }}
     ingress_class: {{ .Values.ingressClass.name }}
+    {{- with .Values.statusAddress }}
+    status_address: {{ . | quote }}
+    {{- end }}
 {{- with .Values.extraConfig }}
 {{ toYaml . }}
 {{- end }}

@@ -57,6 +57,17 @@ spec:
       image: {{ include "sluice.image" . | quote }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args: ["run", "--config", "/etc/sluice/sluice.yaml"]
+      env:
+        # The status Lease's holder identity and namespace (the Role for Leases is
+        # in the release namespace).
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
       ports:
         {{- if eq $mode "gateway" }}
         - name: http

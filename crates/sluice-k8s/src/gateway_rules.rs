@@ -1,0 +1,357 @@
+//! HTTPRoute rules → backends, and the BackendTLSPolicies that turn on their TLS.
+//! sluice routes match a host and a path prefix, and a backend's servers each get
+//! an equal share: a rule asking for more (header, query or method matches,
+//! filters) is dropped and reported, not served as something it did not say.
+
+use crate::gateway::{generation, no, patch, spec, yes, GATEWAY_CONTROLLER, GROUP};
+use crate::translate::{backend, key, Refs, Report, Resolved, Translation};
+use k8s_openapi::api::networking::v1::ServiceBackendPort;
+use kube::api::DynamicObject;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sluice_config::Backend;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct Rule {
+    matches: Vec<Match>,
+    filters: Vec<Value>,
+    backend_refs: Vec<BackendRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Match {
+    path: Option<PathMatch>,
+    headers: Vec<Value>,
+    query_params: Vec<Value>,
+    method: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PathMatch {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BackendRef {
+    group: Option<String>,
+    kind: Option<String>,
+    name: String,
+    namespace: Option<String>,
+    port: Option<i32>,
+    weight: Option<i64>,
+    filters: Vec<Value>,
+}
+
+/// What an HTTPRoute's rules make.
+#[derive(Default)]
+pub(crate) struct Rules {
+    /// (path prefix, backend name), in rule order.
+    pub paths: Vec<(String, String)>,
+    pub backends: BTreeMap<String, Backend>,
+    /// Why a backendRef does not resolve: a ResolvedRefs reason and a message.
+    pub problems: Vec<(&'static str, String)>,
+    /// Rules dropped for asking what sluice cannot do, and why.
+    pub dropped: Vec<String>,
+    pub kept: usize,
+    /// Served, but not quite as written: a report's reason and message.
+    pub notes: Vec<(&'static str, String)>,
+    /// The BackendTLSPolicies consulted, each with whether it lost a conflict.
+    pub policies: BTreeSet<(usize, bool)>,
+}
+
+pub(crate) fn translate(
+    (ns, route): &(String, String),
+    rules: &[Rule],
+    refs: &Refs<'_>,
+    policies: &Policies<'_>,
+) -> Rules {
+    let mut out = Rules::default();
+    for (i, rule) in rules.iter().enumerate() {
+        let paths = match paths(rule) {
+            Ok(p) => p,
+            Err(why) => {
+                out.dropped.push(format!("rule {i}: {why}"));
+                continue;
+            }
+        };
+        let (mut servers, mut names, mut shares) = (BTreeSet::new(), Vec::new(), Vec::new());
+        let mut tls: Vec<Option<Map<String, Value>>> = Vec::new();
+        let mut used = BTreeSet::new();
+        for b in &rule.backend_refs {
+            let r = match resolve(ns, b, refs) {
+                Ok(r) => r,
+                Err(p) => {
+                    out.problems.push(p);
+                    continue;
+                }
+            };
+            let weight = b.weight.unwrap_or(1);
+            if weight == 0 {
+                continue;
+            }
+            let found = policies.lookup(ns, &b.name, r.port_name.as_deref());
+            if let Some((first, rest)) = found.and_then(<[usize]>::split_first) {
+                used.insert((*first, false));
+                used.extend(rest.iter().map(|&l| (l, true)));
+            }
+            let fields = found.and_then(|f| f.first()).map(|&p| policies.fields(p));
+            if !tls.contains(&fields) {
+                tls.push(fields);
+            }
+            names.push(format!("{}:{}", b.name, r.port));
+            shares.push((i128::from(weight), r.servers.len() as i128));
+            servers.extend(r.servers);
+        }
+        if tls.len() > 1 {
+            let why = "its backendRefs have different BackendTLSPolicies, and they would share one sluice backend";
+            out.dropped.push(format!("rule {i}: {why}"));
+            continue;
+        }
+        let mut built = None;
+        if let Some(fields) = tls.pop() {
+            let name = format!("k8s/{ns}/httproute/{route}/{i}/{}", names.join("+"));
+            match backend(
+                name,
+                servers.into_iter().collect(),
+                &fields.unwrap_or_default(),
+            ) {
+                Ok(b) => built = Some(b),
+                Err(e) => {
+                    out.dropped.push(format!("rule {i}: {e}"));
+                    continue;
+                }
+            }
+        }
+        out.kept += 1;
+        for (p, exact) in &paths {
+            if *exact {
+                let why = format!("rule {i}: path Exact {p} is served as a prefix (sluice routes match path prefixes)");
+                out.notes.push(("ExactPathAsPrefix", why));
+            }
+        }
+        // The servers of all backendRefs share one backend, each an equal share:
+        // weights hold only when they are proportional to the Services' servers.
+        if shares
+            .windows(2)
+            .any(|w| w[0].0 * w[1].1 != w[1].0 * w[0].1)
+        {
+            let why = format!("rule {i}: backendRef weights are not supported; each server of its Services gets an equal share");
+            out.notes.push(("UnsupportedValue", why));
+        }
+        // No backend (none resolved, or every weight 0): the rule serves nothing.
+        let Some(b) = built else { continue };
+        out.paths
+            .extend(paths.into_iter().map(|(p, _)| (p, b.name.clone())));
+        out.backends.insert(b.name.clone(), b);
+        out.policies.extend(used);
+    }
+    out
+}
+
+/// A rule's path prefixes, each with whether it was an Exact match.
+fn paths(rule: &Rule) -> Result<Vec<(String, bool)>, String> {
+    if !rule.filters.is_empty() || rule.backend_refs.iter().any(|b| !b.filters.is_empty()) {
+        return Err("filters are not supported".into());
+    }
+    if rule.matches.is_empty() {
+        return Ok(vec![("/".into(), false)]);
+    }
+    let path = |m: &Match| {
+        let unsupported = [
+            (!m.headers.is_empty(), "header"),
+            (!m.query_params.is_empty(), "query parameter"),
+            (m.method.is_some(), "method"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(asked, _)| *asked) {
+            return Err(format!("{what} matches are not supported"));
+        }
+        let p = m.path.as_ref();
+        let value = p
+            .and_then(|p| p.value.clone())
+            .unwrap_or_else(|| "/".into());
+        if !value.starts_with('/') {
+            return Err(format!("path {value:?} does not start with /"));
+        }
+        match p.and_then(|p| p.kind.as_deref()).unwrap_or("PathPrefix") {
+            "PathPrefix" => Ok((value, false)),
+            "Exact" => Ok((value, true)),
+            other => Err(format!("path match type {other} is not supported")),
+        }
+    };
+    rule.matches.iter().map(path).collect()
+}
+
+fn resolve(ns: &str, b: &BackendRef, refs: &Refs<'_>) -> Result<Resolved, (&'static str, String)> {
+    let name = &b.name;
+    let core = b.group.as_deref().is_none_or(str::is_empty);
+    if !core || b.kind.as_deref().is_some_and(|k| k != "Service") {
+        let why = format!("backendRef {name}: only Services are supported");
+        return Err(("InvalidKind", why));
+    }
+    if let Some(other) = b.namespace.as_deref().filter(|n| *n != ns) {
+        let why = format!("backendRef to Service {other}/{name}: ReferenceGrants are not supported, only Services in the route's namespace");
+        return Err(("RefNotPermitted", why));
+    }
+    let Some(port) = b.port else {
+        let why = format!("backendRef to Service {name} has no port");
+        return Err(("BackendNotFound", why));
+    };
+    let port = ServiceBackendPort {
+        number: Some(port),
+        name: None,
+    };
+    refs.service(ns, name, Some(&port))
+        .map_err(|(_, why)| ("BackendNotFound", why))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct PolicySpec {
+    target_refs: Vec<TargetRef>,
+    validation: Validation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct TargetRef {
+    group: String,
+    kind: String,
+    name: String,
+    section_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Validation {
+    hostname: Option<String>,
+    well_known_ca_certificates: Option<String>,
+    ca_certificate_refs: Vec<Value>,
+    subject_alt_names: Vec<Value>,
+}
+
+/// BackendTLSPolicies, and which served routes' Gateways use each.
+pub(crate) struct Policies<'a> {
+    list: Vec<(&'a DynamicObject, PolicySpec)>,
+    /// (namespace, Service, sectionName) → policies, the one that applies first.
+    by_target: BTreeMap<(String, String, Option<String>), Vec<usize>>,
+    /// Policy → its Gateways, and whether it lost every conflict it was in.
+    used: BTreeMap<usize, (BTreeSet<(String, String)>, bool)>,
+}
+
+impl<'a> Policies<'a> {
+    pub(crate) fn new(objects: &'a [Arc<DynamicObject>]) -> Self {
+        let mut list: Vec<_> = objects
+            .iter()
+            .filter_map(|o| Some((o.as_ref(), spec::<PolicySpec>(o).ok()?)))
+            .collect();
+        // Gateway API's precedence among conflicting policies: the oldest, then by name.
+        list.sort_by_key(|(o, _)| (o.metadata.creation_timestamp.clone(), key(&o.metadata)));
+        let mut by_target: BTreeMap<_, Vec<usize>> = BTreeMap::new();
+        for (i, (o, s)) in list.iter().enumerate() {
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
+            for t in s
+                .target_refs
+                .iter()
+                .filter(|t| t.group.is_empty() && t.kind == "Service")
+            {
+                let at = by_target.entry((ns.clone(), t.name.clone(), t.section_name.clone()));
+                let v = at.or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
+        }
+        Self {
+            list,
+            by_target,
+            used: BTreeMap::new(),
+        }
+    }
+
+    /// The policies for one Service port, the one that applies first: those naming
+    /// the port (`sectionName`) take precedence over those for the whole Service.
+    fn lookup(&self, ns: &str, svc: &str, port: Option<&str>) -> Option<&[usize]> {
+        let at = |section: Option<&str>| {
+            let k = (ns.to_string(), svc.to_string(), section.map(str::to_string));
+            self.by_target.get(&k).map(Vec::as_slice)
+        };
+        port.and_then(|p| at(Some(p))).or_else(|| at(None))
+    }
+
+    /// The backend fields of a policy: TLS with SNI and verification, against the
+    /// system roots (`ca_file` unset).
+    fn fields(&self, i: usize) -> Map<String, Value> {
+        let mut tls = Map::new();
+        if let Some(h) = self
+            .list
+            .get(i)
+            .and_then(|(_, s)| s.validation.hostname.as_ref())
+        {
+            tls.insert("sni".into(), json!(h));
+        }
+        tls.insert("verify".into(), json!(true));
+        Map::from_iter([("tls".to_string(), Value::Object(tls))])
+    }
+
+    pub(crate) fn attach(&mut self, used: &BTreeSet<(usize, bool)>, gateway: &(String, String)) {
+        for &(i, lost) in used {
+            let e = self
+                .used
+                .entry(i)
+                .or_insert_with(|| (BTreeSet::new(), true));
+            e.0.insert(gateway.clone());
+            e.1 &= lost;
+        }
+    }
+
+    /// Status (and reports) for the policies served routes use.
+    pub(crate) fn finish(self, out: &mut Translation) {
+        for (i, (gateways, lost)) in self.used {
+            let Some((o, s)) = self.list.get(i) else {
+                continue;
+            };
+            let (g, v) = (generation(o), &s.validation);
+            let id = key(&o.metadata);
+            let report = |reason, why| Report::new("BackendTLSPolicy", &id, reason, why);
+            let conditions = if lost {
+                let why = "another BackendTLSPolicy, older or first by name, targets the same Service port";
+                vec![no("Accepted", "Conflicted", why, g)]
+            } else if !v.ca_certificate_refs.is_empty() && v.well_known_ca_certificates.is_none() {
+                // Fails closed: TLS stays on and verified, against roots that will
+                // not know a private CA.
+                let why = "caCertificateRefs are not supported yet (sluice cannot read the ConfigMaps): the backend's certificate is verified against the system roots";
+                out.reports.push(report("InvalidCACertificateRef", why));
+                vec![
+                    no("Accepted", "NoValidCACertificate", why, g),
+                    no("ResolvedRefs", "InvalidCACertificateRef", why, g),
+                ]
+            } else {
+                vec![yes("Accepted", "", g), yes("ResolvedRefs", "", g)]
+            };
+            if !v.subject_alt_names.is_empty() {
+                let why = "validation.subjectAltNames are not supported: the certificate is verified against validation.hostname";
+                out.reports.push(report("UnsupportedValue", why));
+            }
+            let ancestors: Vec<Value> = gateways
+                .iter()
+                .map(|(namespace, name)| {
+                    let gateway = json!({"group": GROUP, "kind": "Gateway", "namespace": namespace, "name": name});
+                    json!({"ancestorRef": gateway, "controllerName": GATEWAY_CONTROLLER, "conditions": conditions})
+                })
+                .collect();
+            out.statuses.push(patch(
+                "BackendTLSPolicy",
+                o,
+                json!({"ancestors": ancestors}),
+            ));
+        }
+    }
+}
