@@ -94,3 +94,59 @@ impl KubeApi {
         path
     }
 }
+
+impl KubeApi {
+    /// Installs the Gateway API standard CRDs (from the `sigs.k8s.io/gateway-api`
+    /// module, copied by scripts/k8s-testbin.sh) and waits until they are served.
+    pub async fn install_gateway_crds(&self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = std::process::Command::new("bash")
+            .arg(root.join("scripts/k8s-testbin.sh"))
+            .output()
+            .expect("run scripts/k8s-testbin.sh");
+        let dir = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client().await);
+        let mut names = Vec::new();
+        for entry in
+            std::fs::read_dir(PathBuf::from(dir).join("gateway-crds")).expect("gateway-crds")
+        {
+            let text = std::fs::read_to_string(entry.expect("dir entry").path()).expect("CRD file");
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let doc = Value::deserialize(doc).expect("a YAML document");
+                if doc["kind"] == "CustomResourceDefinition" {
+                    names.push(doc["metadata"]["name"].as_str().unwrap_or("").to_string());
+                    create(crds.clone(), doc).await;
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        for name in names {
+            loop {
+                let established = crds
+                    .get(&name)
+                    .await
+                    .ok()
+                    .and_then(|c| c.status)
+                    .is_some_and(|s| {
+                        s.conditions
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    });
+                if established {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "CRD {name} not established within 30 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -70,17 +70,27 @@ impl Sluice {
     ///
     /// The config must set `log: {format: json}`: readiness is read from the JSON log.
     pub async fn start(bin: impl AsRef<Path>, yaml: &str) -> Sluice {
+        Self::start_env(bin, yaml, &[]).await
+    }
+
+    /// [`Sluice::start`] with these environment variables set (e.g. `SSL_CERT_FILE`,
+    /// which the system trust store honours, for a test CA as a "system" root).
+    pub async fn start_env(bin: impl AsRef<Path>, yaml: &str, env: &[(&str, &str)]) -> Sluice {
         assert!(
             log_format_is_json(yaml),
             "Sluice::start reads readiness from JSON logs: the config needs `log: {{format: json}}`"
         );
-        let mut sluice = Self::spawn(bin, yaml);
+        let mut sluice = Self::spawn_env(bin, yaml, env);
         sluice.wait_ready().await;
         sluice
     }
 
     /// Like [`Sluice::start`] without waiting for anything: for configs that should fail.
     pub fn spawn(bin: impl AsRef<Path>, yaml: &str) -> Sluice {
+        Self::spawn_env(bin, yaml, &[])
+    }
+
+    fn spawn_env(bin: impl AsRef<Path>, yaml: &str, env: &[(&str, &str)]) -> Sluice {
         let dir = tempfile::tempdir().expect("temp dir for sluice config");
         let config_path = dir.path().join("sluice.yaml");
         std::fs::write(&config_path, yaml).expect("write sluice config");
@@ -90,6 +100,7 @@ impl Sluice {
             .arg("run")
             .arg("--config")
             .arg(&config_path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -21,6 +21,7 @@ mod http2_clients;
 mod idle_clients;
 mod kubernetes;
 mod kubernetes_endpoints;
+mod kubernetes_gateway;
 mod kubernetes_status;
 mod limits;
 mod pooling;
