@@ -7,19 +7,16 @@
 //! attach and with which hostnames, but the routes are served on the listeners of
 //! sluice's own config; no port of a Gateway is opened.
 
+use crate::conditions::{condition, generation, no, patch, spec, yes};
 use crate::gateway_rules::{self, Policies, Rule};
-use crate::translate::{group, is_ip, key, Refs, Report, Routes, Selector, Snapshot};
-use crate::translate::{StatusPatch, Translation};
+use crate::model::{group, is_ip, key, Report, Routes, Selector, Snapshot};
+use crate::model::{StatusPatch, Translation, GATEWAY_CONTROLLER, GROUP};
+use crate::services::Refs;
 use kube::api::DynamicObject;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-/// The `spec.controllerName` of GatewayClasses sluice serves.
-pub const GATEWAY_CONTROLLER: &str = "sluice.dev/gateway-controller";
-pub(crate) const GROUP: &str = "gateway.networking.k8s.io";
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -386,37 +383,4 @@ fn gateway_status(gw: &Gateway<'_>, sel: &Selector) -> StatusPatch {
         status["addresses"] = json!([{"type": ty, "value": a}]);
     }
     patch("Gateway", gw.obj, status)
-}
-
-/// An object's `spec` (none: the defaults).
-pub(crate) fn spec<T: DeserializeOwned + Default>(o: &DynamicObject) -> serde_json::Result<T> {
-    o.data.get("spec").map_or(Ok(T::default()), T::deserialize)
-}
-
-pub(crate) fn generation(o: &DynamicObject) -> i64 {
-    o.metadata.generation.unwrap_or_default()
-}
-
-pub(crate) fn condition(ty: &str, status: &str, reason: &str, message: &str, g: i64) -> Value {
-    json!({"type": ty, "status": status, "reason": reason, "message": message,
-           "observedGeneration": g, "lastTransitionTime": crate::status::UNSET_TIME})
-}
-
-/// A True condition, whose reason is its type, as Gateway API's are.
-pub(crate) fn yes(ty: &str, message: &str, g: i64) -> Value {
-    condition(ty, "True", ty, message, g)
-}
-
-pub(crate) fn no(ty: &str, reason: &str, message: &str, g: i64) -> Value {
-    condition(ty, "False", reason, message, g)
-}
-
-pub(crate) fn patch(kind: &str, o: &DynamicObject, status: Value) -> StatusPatch {
-    StatusPatch {
-        api_version: format!("{GROUP}/v1"),
-        kind: kind.into(),
-        namespace: o.metadata.namespace.clone(),
-        name: o.metadata.name.clone().unwrap_or_default(),
-        status,
-    }
 }

@@ -3,8 +3,9 @@
 //! an equal share: a rule asking for more (header, query or method matches,
 //! filters) is dropped and reported, not served as something it did not say.
 
-use crate::gateway::{generation, no, patch, spec, yes, GATEWAY_CONTROLLER, GROUP};
-use crate::translate::{backend, key, Refs, Report, Resolved, Translation};
+use crate::conditions::{generation, no, patch, spec, yes};
+use crate::model::{key, Report, Translation, GATEWAY_CONTROLLER, GROUP};
+use crate::services::{backend, Refs, Resolved};
 use k8s_openapi::api::networking::v1::ServiceBackendPort;
 use kube::api::DynamicObject;
 use serde::Deserialize;

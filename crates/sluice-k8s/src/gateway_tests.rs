@@ -1,8 +1,9 @@
 //! Gateway API objects → routes, backends and status; deterministic, and what
 //! sluice cannot serve is reported rather than served differently.
 
-use crate::gateway::{intersect, GATEWAY_CONTROLLER};
-use crate::translate::{translate, Selector, Snapshot, Translation};
+use crate::gateway::intersect;
+use crate::model::{Selector, Snapshot, Translation, GATEWAY_CONTROLLER};
+use crate::translate::translate;
 use kube::api::DynamicObject;
 use serde_json::{json, Value};
 use std::sync::Arc;

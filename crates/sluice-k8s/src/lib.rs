@@ -3,18 +3,21 @@
 //! applied through the same validate → canonicalize → diff → swap path as a reload.
 
 mod annotations;
+mod conditions;
 mod endpoints;
 mod gateway;
 mod gateway_rules;
+mod model;
+mod services;
 mod snippet;
 mod source;
 mod status;
 mod translate;
 mod watchers;
 
-pub use gateway::GATEWAY_CONTROLLER;
+pub use model::{Group, Report, Selector, Snapshot, StatusPatch, Translation, GATEWAY_CONTROLLER};
 pub use source::{run, Sink};
-pub use translate::{translate, Group, Report, Selector, Snapshot, StatusPatch, Translation};
+pub use translate::translate;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

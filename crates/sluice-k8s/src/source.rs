@@ -4,8 +4,9 @@
 //! from the last one. A re-list or a resync that changes nothing is counted and
 //! dropped here.
 
+use crate::model::{Report, Selector, Snapshot, Translation};
 use crate::status::{self, LeaseSettings};
-use crate::translate::{translate, Report, Selector, Snapshot, Translation};
+use crate::translate::translate;
 use crate::watchers::{self, all, listed, reflect, reflect_dynamic, spawn};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

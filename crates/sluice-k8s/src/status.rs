@@ -3,7 +3,7 @@
 //! so replicas never fight over it. A status is written when it differs from the
 //! last one this holder wrote (times aside); a new holder writes everything once.
 
-use crate::translate::StatusPatch;
+use crate::model::{StatusPatch, GATEWAY_CONTROLLER};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
@@ -21,9 +21,6 @@ pub struct LeaseSettings {
     /// Unique among replicas: `$POD_NAME`, else host name and pid.
     pub identity: String,
 }
-
-/// The time conditions carry until written; the writer puts the real one in.
-pub const UNSET_TIME: &str = "1970-01-01T00:00:00Z";
 
 /// How long to wait before trying again after the Lease or a write failed.
 const RETRY: Duration = Duration::from_secs(5);
@@ -172,8 +169,7 @@ impl Writer {
                     .into_iter()
                     .flatten()
                     .filter(|e| {
-                        e.get("controllerName").and_then(Value::as_str)
-                            != Some(crate::GATEWAY_CONTROLLER)
+                        e.get("controllerName").and_then(Value::as_str) != Some(GATEWAY_CONTROLLER)
                     })
                     .cloned()
                     .collect();

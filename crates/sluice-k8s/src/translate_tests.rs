@@ -1,6 +1,7 @@
 //! The translation is deterministic, and a broken object only costs itself.
 
-use crate::translate::{translate, Selector, Snapshot};
+use crate::model::{Selector, Snapshot};
+use crate::translate::translate;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
