@@ -136,7 +136,7 @@ pub(crate) fn validate(k: &KubernetesSource) -> Result<(), (String, String)> {
     if debounce.is_zero() || debounce > std::time::Duration::from_secs(10) {
         return bad(
             "debounce",
-            "must be greater than zero and at most 10s (changes wait up to 10x this)".into(),
+            "must be greater than zero and at most 10s (a steady stream of changes waits up to 4x this)".into(),
         );
     }
     let lease = k.lease_duration.get();

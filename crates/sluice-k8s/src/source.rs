@@ -32,7 +32,7 @@ pub trait Sink: Send {
 }
 
 /// The longest a steady stream of changes can hold a translation back.
-const MAX_DEBOUNCE_FACTOR: u32 = 10;
+const MAX_DEBOUNCE_FACTOR: u32 = 4;
 
 /// Watches until the process ends; `sink` gets the first full translation once
 /// every watcher has listed, then each one that differs. Errs only when no client
@@ -126,7 +126,9 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     }
 }
 
-/// Waits until no change arrived for `debounce` (at most ten times that in all).
+/// Waits until no change arrived for `debounce` (at most four times that in all:
+/// with 10 changes a second evenly spaced, a quiet 100 ms never comes, and a cap of
+/// 10x made the churn scenario's p99 event-to-serving latency 1.07 s).
 async fn settle(notify: &Notify, debounce: Duration) {
     let deadline = tokio::time::Instant::now() + debounce * MAX_DEBOUNCE_FACTOR;
     while tokio::time::timeout_at(
