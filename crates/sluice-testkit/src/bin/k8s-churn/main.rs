@@ -31,7 +31,7 @@
 //!    answer is recorded). A host that serves joins the traffic.
 //! 5. After the last change has served (or its probe gave up after
 //!    `--probe-deadline`), 2 s more for the last patches' translations (debounce, at
-//!    most 10 × 100 ms), then the traffic stops and the figures are read: the metrics'
+//!    most 4 × 100 ms), then the traffic stops and the figures are read: the metrics'
 //!    deltas over the churn, sluice's CPU (`/proc/<pid>/stat` utime + stime) over the
 //!    same window, its RSS (sampled every second) and VmHWM.
 //!
