@@ -84,7 +84,7 @@ const HANDOFF_DEADLINE: Duration = Duration::from_secs(120);
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 /// Any one request through sluice, connect to last body byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// After the last change: the debounce holds a translation at most 10 × 100 ms.
+/// After the last change: the debounce holds a translation at most 4 × 100 ms.
 const SETTLE: Duration = Duration::from_secs(2);
 
 struct Args {
