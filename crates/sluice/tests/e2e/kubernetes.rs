@@ -74,6 +74,41 @@ pub(crate) fn assert_nothing_forbidden(sluice: &Sluice) {
     );
 }
 
+/// A namespace and sluice's IngressClass, as every Kubernetes test starts.
+pub(crate) async fn namespace_and_class(client: &sluice_testkit::kube::Client, ns: &str) {
+    create(
+        &Api::<Namespace>::all(client.clone()),
+        json!({"metadata": {"name": ns}}),
+    )
+    .await;
+    create(
+        &Api::<IngressClass>::all(client.clone()),
+        json!({"metadata": {"name": "sluice"},
+               "spec": {"controller": "sluice.dev/ingress-controller"}}),
+    )
+    .await;
+}
+
+/// Waits for a Warning Event on object `name` whose reason is `reason` (any, if
+/// empty) and whose message contains `text`.
+pub(crate) async fn warning_event(events: &Api<Event>, name: &str, reason: &str, text: &str) {
+    eventually(&format!("a Warning Event on {name}: {text}"), || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|e| {
+                e.involved_object.name.as_deref() == Some(name)
+                    && e.type_.as_deref() == Some("Warning")
+                    && (reason.is_empty() || e.reason.as_deref() == Some(reason))
+                    && e.message.as_deref().unwrap_or("").contains(text)
+            })
+    })
+    .await;
+}
+
 /// Polls `ok` until it holds (each poll is a real request), or fails at the deadline.
 pub(crate) async fn eventually<F, Fut>(what: &str, mut ok: F)
 where
@@ -161,23 +196,7 @@ sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}], lease_namespace
 
     // The forbidden snippet line was not run: it is a Warning Event on the Ingress.
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
-    eventually("a Warning Event names the ignored line", || async {
-        events
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.involved_object.name.as_deref() == Some("app1")
-                    && e.type_.as_deref() == Some("Warning")
-                    && e.message
-                        .as_deref()
-                        .unwrap_or("")
-                        .contains("http-request set-header X-Evil 1")
-            })
-    })
-    .await;
+    warning_event(&events, "app1", "", "http-request set-header X-Evil 1").await;
     let (applied_before, unchanged_before) = {
         let c = sluice.reload_counts().await;
         (c.applied, c.unchanged)

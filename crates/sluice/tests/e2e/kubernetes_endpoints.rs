@@ -5,10 +5,11 @@
 //! endpoint-slice controller would.
 
 use crate::kubernetes::{assert_nothing_forbidden, create, eventually};
-use sluice_testkit::k8s_openapi::api::core::v1::{Event, Namespace, Service};
+use crate::kubernetes::{namespace_and_class, warning_event};
+use sluice_testkit::k8s_openapi::api::core::v1::{Event, Service};
 use sluice_testkit::k8s_openapi::api::discovery::v1::EndpointSlice;
-use sluice_testkit::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use sluice_testkit::kube::api::{Api, ListParams, Patch, PatchParams};
+use sluice_testkit::k8s_openapi::api::networking::v1::Ingress;
+use sluice_testkit::kube::api::{Api, Patch, PatchParams};
 use sluice_testkit::serde_json::{json, Value};
 use sluice_testkit::{get, KubeApi, Origin, Sluice, Veth};
 
@@ -39,17 +40,7 @@ fn endpoints(order: &[&str], ready: &str) -> Value {
 async fn cluster_ip_services_use_endpoint_slices_and_a_conflict_costs_only_itself() {
     let api = KubeApi::start();
     let client = api.client().await;
-    create(
-        &Api::<Namespace>::all(client.clone()),
-        json!({"metadata": {"name": NS}}),
-    )
-    .await;
-    create(
-        &Api::<IngressClass>::all(client.clone()),
-        json!({"metadata": {"name": "sluice"},
-               "spec": {"controller": "sluice.dev/ingress-controller"}}),
-    )
-    .await;
+    namespace_and_class(&client, NS).await;
     // The API server refuses loopback endpoint addresses: the origin listens on a
     // veth's address instead.
     let veth = Veth::create().expect("a veth pair (the Kubernetes tests need root)");
@@ -103,22 +94,12 @@ sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}], lease_namespace
     assert!(origin.requests() >= 11, "the ready endpoint took them");
 
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
-    eventually("the conflicting Ingress gets a Warning Event", || async {
-        events
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .any(|e| {
-                e.involved_object.name.as_deref() == Some("web-copy")
-                    && e.reason.as_deref() == Some("InvalidConfig")
-                    && e.message
-                        .as_deref()
-                        .unwrap_or("")
-                        .contains("another route already matches")
-            })
-    })
+    warning_event(
+        &events,
+        "web-copy",
+        "InvalidConfig",
+        "another route already matches",
+    )
     .await;
 
     let unchanged = "sluice_kubernetes_translations_total{result=\"unchanged\"}";

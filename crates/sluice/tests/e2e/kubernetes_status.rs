@@ -2,10 +2,10 @@
 //! Lease writes Ingress status (the status subresource's field manager names it),
 //! and when the holder dies the other takes the Lease and writes.
 
-use crate::kubernetes::{assert_nothing_forbidden, create, eventually};
+use crate::kubernetes::{assert_nothing_forbidden, create, eventually, namespace_and_class};
 use sluice_testkit::k8s_openapi::api::coordination::v1::Lease;
-use sluice_testkit::k8s_openapi::api::core::v1::{Namespace, Service};
-use sluice_testkit::k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use sluice_testkit::k8s_openapi::api::core::v1::Service;
+use sluice_testkit::k8s_openapi::api::networking::v1::Ingress;
 use sluice_testkit::kube::api::Api;
 use sluice_testkit::serde_json::{json, Value};
 use sluice_testkit::{get, KubeApi, Origin, Sluice, TestDns};
@@ -62,17 +62,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 async fn two_replicas_serve_and_only_the_lease_holder_writes_status() {
     let api = KubeApi::start();
     let client = api.client().await;
-    create(
-        &Api::<Namespace>::all(client.clone()),
-        json!({"metadata": {"name": NS}}),
-    )
-    .await;
-    create(
-        &Api::<IngressClass>::all(client.clone()),
-        json!({"metadata": {"name": "sluice"},
-               "spec": {"controller": "sluice.dev/ingress-controller"}}),
-    )
-    .await;
+    namespace_and_class(&client, NS).await;
     let origin = Origin::builder().start().await;
     let port = origin.addr().port();
     let dns = TestDns::start().await;
