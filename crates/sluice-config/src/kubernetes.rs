@@ -45,6 +45,18 @@ pub struct KubernetesSource {
     /// How long a holder that stopped renewing keeps the Lease.
     #[serde(default = "default_lease_duration")]
     pub lease_duration: HumanDuration,
+    /// The TLS listener of this file that serves the certificates of Ingress
+    /// `spec.tls` and of Gateway HTTPS listeners, picked by SNI after its own. Its
+    /// `tls.certificates` may be empty: until a certificate arrives, its handshakes
+    /// are refused. Absent: those certificates are not served (said on the objects).
+    #[serde(default)]
+    pub tls_listener: Option<String>,
+    /// Where the certificates, keys and CA bundles read from Secrets and ConfigMaps
+    /// are written (mode 0600, in a 0700 directory; named by their content, so a
+    /// change is a new file) for the loaders to read. Use a memory-backed directory
+    /// (the chart mounts an `emptyDir` with `medium: Memory`): keys never touch a disk.
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: PathBuf,
 }
 
 impl Default for KubernetesSource {
@@ -58,8 +70,14 @@ impl Default for KubernetesSource {
             lease_namespace: None,
             lease_name: default_lease_name(),
             lease_duration: default_lease_duration(),
+            tls_listener: None,
+            secrets_dir: default_secrets_dir(),
         }
     }
+}
+
+fn default_secrets_dir() -> PathBuf {
+    PathBuf::from("/run/sluice/kubernetes")
 }
 
 /// The `spec.controller` of IngressClasses sluice serves.
@@ -144,6 +162,12 @@ pub(crate) fn validate(k: &KubernetesSource) -> Result<(), (String, String)> {
         return bad(
             "lease_duration",
             "must be between 2s and 300s (the holder renews at a third of it)".into(),
+        );
+    }
+    if !k.secrets_dir.is_absolute() {
+        return bad(
+            "secrets_dir",
+            format!("{} is not an absolute path", k.secrets_dir.display()),
         );
     }
     if let Some(a) = &k.status_address {

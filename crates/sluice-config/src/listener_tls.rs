@@ -155,11 +155,13 @@ fn default_ping_timeout() -> HumanDuration {
 }
 
 /// Checks a listener's TLS and HTTP/2 settings that need no file; `at` is the
-/// listener's path (`listeners[0]`).
+/// listener's path (`listeners[0]`); `kubernetes`: `sources.kubernetes.tls_listener`
+/// names it, so its certificates may all come from there.
 pub(crate) fn check(
     tls: Option<&ListenerTls>,
     h2: &Http2Settings,
     tcp: bool,
+    kubernetes: bool,
     at: &str,
 ) -> Result<(), (String, String)> {
     let bad = |f: &str, why: &str| Err((format!("{at}.{f}"), why.to_string()));
@@ -170,8 +172,11 @@ pub(crate) fn check(
                 "TLS listeners must bind a TCP address, not a unix: socket",
             );
         }
-        if t.certificates.is_empty() {
-            return bad("tls.certificates", "at least one certificate is required");
+        if t.certificates.is_empty() && !kubernetes {
+            return bad(
+                "tls.certificates",
+                "at least one certificate is required (or name this listener in sources.kubernetes.tls_listener)",
+            );
         }
         if t.certificates.iter().filter(|c| c.default).count() > 1 {
             return bad(

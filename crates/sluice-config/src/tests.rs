@@ -238,6 +238,16 @@ fn kubernetes_source_fields_are_checked_with_the_field_named() {
             "sources.kubernetes.status_address",
             "neither an IP",
         ),
+        (
+            "{secrets_dir: run/x}",
+            "sources.kubernetes.secrets_dir",
+            "not an absolute path",
+        ),
+        (
+            "{tls_listener: egress}",
+            "sources.kubernetes.tls_listener",
+            "no listener named \"egress\" with tls",
+        ),
     ] {
         let e = reject(&format!("{base}{value}\n"));
         assert_eq!(e.field, field, "{value}: {e}");
@@ -245,4 +255,14 @@ fn kubernetes_source_fields_are_checked_with_the_field_named() {
     }
     let ok = format!("{base}{{namespaces: [shop, team-a], status_address: 10.0.0.1, lease_namespace: sluice-system}}\n");
     assert!(parse("t.yaml", &ok).is_ok(), "{ok}");
+}
+
+#[test]
+fn only_the_kubernetes_tls_listener_may_start_without_certificates() {
+    let listener = "listeners: [{name: https, bind: \"127.0.0.1:0\", tls: {certificates: []}}]\n";
+    let e = reject(listener);
+    assert_eq!(e.field, "listeners[0].tls.certificates", "{e}");
+    assert!(e.reason.contains("sources.kubernetes.tls_listener"), "{e}");
+    let filled = format!("{listener}sources: {{kubernetes: {{tls_listener: https}}}}\n");
+    assert!(parse("t.yaml", &filled).is_ok(), "{filled}");
 }

@@ -30,6 +30,23 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
     if let Some(k) = &c.sources.kubernetes {
         crate::kubernetes::validate(k)?;
     }
+    let kubernetes_tls = c
+        .sources
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.tls_listener.as_deref());
+    if let Some(name) = kubernetes_tls {
+        if !c
+            .listeners
+            .iter()
+            .any(|l| l.name == name && l.tls.is_some())
+        {
+            return err(
+                "sources.kubernetes.tls_listener",
+                format!("no listener named {name:?} with tls"),
+            );
+        }
+    }
     let mut names = HashSet::new();
     let mut binds = HashSet::new();
     for (i, l) in c.listeners.iter().enumerate() {
@@ -65,6 +82,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
             l.tls.as_ref(),
             &l.http2_settings,
             matches!(l.bind, crate::BindAddr::Tcp(_)),
+            kubernetes_tls == Some(l.name.as_str()),
             &format!("listeners[{i}]"),
         )?;
         positive(

@@ -15,6 +15,9 @@ pub use connect::{
 pub use listener::{bind, ClientAddr, Listener};
 pub use stream::{ClientStream, PlainStream, UpstreamStream};
 pub use tls::{TlsClientConfig, TlsError};
-pub use tls_cert::{client_identity, leaf_info, verify_chain, CertError, LeafInfo, LoadedCert};
+pub use tls_cert::{
+    client_identity, key_pair, leaf_info, verify_chain, CertError, KeyPair, LeafInfo, LoadedCert,
+    Part,
+};
 pub use tls_server::{alpn, ServerTls};
 pub use tls_sni::SniResolver;

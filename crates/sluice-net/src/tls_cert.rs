@@ -64,33 +64,62 @@ pub struct LoadedCert {
     pub chain: Vec<CertificateDer<'static>>,
 }
 
+/// Which of the two PEM inputs a problem is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Chain,
+    Key,
+}
+
+/// A chain and its key, parsed and checked to belong together.
+pub struct KeyPair {
+    pub key: CertifiedKey,
+    pub info: LeafInfo,
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+/// Parses a PEM chain (leaf first) and its private key, and checks that the key is
+/// the leaf's: what a certificate file pair and a `kubernetes.io/tls` Secret share.
+pub fn key_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<KeyPair, (Part, String)> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| (Part::Chain, format!("not a PEM certificate chain: {e}")))?;
+    let Some(leaf) = chain.first() else {
+        return Err((Part::Chain, "no CERTIFICATE block".into()));
+    };
+    let info = leaf_info(leaf).map_err(|r| (Part::Chain, r))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| (Part::Key, format!("no usable private key: {e}")))?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| (Part::Key, format!("unsupported private key: {e}")))?;
+    let certified = CertifiedKey::new(chain.clone(), signer);
+    // A key for another certificate would fail every handshake; refuse it here.
+    certified.keys_match().map_err(|_| {
+        (
+            Part::Key,
+            "this key does not belong to the certificate".to_string(),
+        )
+    })?;
+    Ok(KeyPair {
+        key: certified,
+        info,
+        chain,
+    })
+}
+
 /// Reads and checks one `certificates[]` entry.
 pub fn load(c: &Certificate) -> Result<LoadedCert, CertError> {
     let read = |p: &Path| sluice_config::read_bounded(p, MAX_PEM_BYTES).map_err(|e| failed(p, e));
     let cert_pem = read(&c.cert_file)?;
     let key_pem = read(&c.key_file)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| failed(&c.cert_file, format!("not a PEM certificate chain: {e}")))?;
-    let Some(leaf) = chain.first() else {
-        return Err(failed(&c.cert_file, "no CERTIFICATE block in the file"));
-    };
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| failed(&c.key_file, format!("no usable private key: {e}")))?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| failed(&c.key_file, format!("unsupported private key: {e}")))?;
-    let info = leaf_info(leaf).map_err(|r| failed(&c.cert_file, r))?;
-    let mut certified = CertifiedKey::new(chain.clone(), signer);
-    // A key for another certificate would fail every handshake; refuse it here.
-    certified.keys_match().map_err(|_| {
-        failed(
+    let pair = key_pair(&cert_pem, &key_pem).map_err(|(part, reason)| match part {
+        Part::Chain => failed(&c.cert_file, reason),
+        Part::Key => failed(
             &c.key_file,
-            format!(
-                "this key does not belong to the certificate in {}",
-                c.cert_file.display()
-            ),
-        )
+            format!("{reason} (in {})", c.cert_file.display()),
+        ),
     })?;
+    let mut certified = pair.key;
     let mut hash = DefaultHasher::new();
     hash.write(&cert_pem);
     hash.write(&key_pem);
@@ -104,11 +133,11 @@ pub fn load(c: &Certificate) -> Result<LoadedCert, CertError> {
     }
     Ok(LoadedCert {
         key: Arc::new(certified),
-        info,
+        info: pair.info,
         is_default: c.default,
         cert_file: c.cert_file.display().to_string(),
         fingerprint: hash.finish(),
-        chain,
+        chain: pair.chain,
     })
 }
 

@@ -56,11 +56,8 @@ impl ServerTls {
             .iter()
             .map(tls_cert::load)
             .collect::<Result<_, _>>()?;
-        let first = tls.certificates.first().map(|c| c.cert_file.as_path());
-        let resolver = SniResolver::new(&certs).ok_or_else(|| CertError {
-            file: first.map_or_else(String::new, |p| p.display().to_string()),
-            reason: "no certificate".into(),
-        })?;
+        // Empty only where validation allowed it (the listener Kubernetes fills).
+        let resolver = SniResolver::new(&certs);
         let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
             TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::V1_3 => &[&rustls::version::TLS13],

@@ -14,19 +14,19 @@ pub struct SniResolver {
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// Keyed by the part after `*.`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
-    default: Arc<CertifiedKey>,
+    /// `None` only for a listener whose certificates all come from Kubernetes and
+    /// none has arrived yet: every handshake is refused until one does.
+    default: Option<Arc<CertifiedKey>>,
 }
 
 impl SniResolver {
-    /// `certs` in config order; the first certificate to claim a name keeps it. `None`
-    /// when `certs` is empty.
-    pub fn new(certs: &[LoadedCert]) -> Option<Self> {
+    /// `certs` in config order; the first certificate to claim a name keeps it.
+    pub fn new(certs: &[LoadedCert]) -> Self {
         let default = certs
             .iter()
             .find(|c| c.is_default)
-            .or_else(|| certs.first())?
-            .key
-            .clone();
+            .or_else(|| certs.first())
+            .map(|c| c.key.clone());
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         for c in certs {
@@ -38,34 +38,34 @@ impl SniResolver {
                 .or_insert_with(|| c.key.clone());
             }
         }
-        Some(Self {
+        Self {
             exact,
             wildcard,
             default,
-        })
+        }
     }
 
     /// The certificate for `sni` (already lowercase, as rustls hands it over).
-    pub fn pick(&self, sni: Option<&str>) -> &Arc<CertifiedKey> {
+    pub fn pick(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
         // A fully qualified name (`a.example.com.`) is the same name.
         let Some(name) = sni.map(|n| n.strip_suffix('.').unwrap_or(n)) else {
-            return &self.default;
+            return self.default.as_ref();
         };
         if let Some(k) = self.exact.get(name) {
-            return k;
+            return Some(k);
         }
         if let Some((_, parent)) = name.split_once('.') {
             if let Some(k) = self.wildcard.get(parent) {
-                return k;
+                return Some(k);
             }
         }
-        &self.default
+        self.default.as_ref()
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.pick(hello.server_name()).clone())
+        self.pick(hello.server_name()).cloned()
     }
 }
 
@@ -100,8 +100,9 @@ mod tests {
         rustls::pki_types::PrivateKeyDer::Pkcs8(k.serialize_der().into())
     }
 
-    fn tag(k: &Arc<CertifiedKey>) -> String {
-        String::from_utf8_lossy(k.cert[0].as_ref()).into_owned()
+    fn tag(k: Option<&Arc<CertifiedKey>>) -> String {
+        k.map(|k| String::from_utf8_lossy(k.cert[0].as_ref()).into_owned())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -110,8 +111,7 @@ mod tests {
             cert(&["*.example.com"], false, "wild"),
             cert(&["api.example.com"], false, "api"),
             cert(&["other.test"], true, "dflt"),
-        ])
-        .unwrap_or_else(|| unreachable!());
+        ]);
         assert_eq!(tag(r.pick(Some("api.example.com"))), "api");
         assert_eq!(tag(r.pick(Some("www.example.com"))), "wild");
         assert_eq!(
@@ -126,10 +126,12 @@ mod tests {
 
     #[test]
     fn without_a_marked_default_the_first_certificate_is_it() {
-        let r = SniResolver::new(&[cert(&["a.test"], false, "a"), cert(&["b.test"], false, "b")])
-            .unwrap_or_else(|| unreachable!());
+        let r = SniResolver::new(&[cert(&["a.test"], false, "a"), cert(&["b.test"], false, "b")]);
         assert_eq!(tag(r.pick(Some("c.test"))), "a");
         assert_eq!(tag(r.pick(Some("b.test"))), "b");
-        assert!(SniResolver::new(&[]).is_none());
+        assert!(
+            SniResolver::new(&[]).pick(Some("a.test")).is_none(),
+            "no certificate: the handshake is refused"
+        );
     }
 }
