@@ -19,6 +19,9 @@ pub struct Applied {
     pub errors: Vec<String>,
     /// Snippet lines and keywords ignored: the Ingress still serves.
     pub ignored: Vec<String>,
+    /// CA bundles to verify the backend with, `(kind, name)`: the `ca.crt` of a
+    /// Secret or ConfigMap of the Ingress's namespace (the translation resolves them).
+    pub ca_refs: Vec<(String, String)>,
 }
 
 /// Reads the annotations of one Ingress.
@@ -87,6 +90,15 @@ pub fn apply(annotations: &BTreeMap<String, String>) -> Applied {
             "ca-file" => {
                 use_tls = true;
                 tls.insert("ca_file".into(), json!(v));
+            }
+            "ca-secret" | "ca-configmap" => {
+                use_tls = true;
+                let kind = if name == "ca-secret" {
+                    "Secret"
+                } else {
+                    "ConfigMap"
+                };
+                a.ca_refs.push((kind.into(), v.into()));
             }
             "verify" => match v {
                 "true" | "false" => {

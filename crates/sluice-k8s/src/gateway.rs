@@ -9,8 +9,10 @@
 
 use crate::conditions::{condition, generation, no, patch, spec, yes};
 use crate::gateway_rules::{self, Policies, Rule};
+use crate::gateway_tls::{self, TlsConfig};
 use crate::model::{group, is_ip, key, Report, Routes, Selector, Snapshot};
 use crate::model::{StatusPatch, Translation, GATEWAY_CONTROLLER, GROUP};
+use crate::secrets::Material;
 use crate::services::Refs;
 use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,7 @@ struct Listener {
     protocol: String,
     /// Only `namespaces.from` and `kinds` are read.
     allowed_routes: Value,
+    tls: Option<TlsConfig>,
 }
 
 #[derive(Deserialize, Default)]
@@ -72,11 +75,19 @@ struct Gateway<'a> {
     listeners: Vec<Listener>,
     /// Per listener, the routes (namespace, name) attached to it.
     attached: Vec<BTreeSet<(String, String)>>,
+    /// Per listener, what became of its TLS (`None`: not HTTPS).
+    tls: Vec<Option<gateway_tls::State>>,
 }
 
 type Gateways<'a> = BTreeMap<(String, String), Gateway<'a>>;
 
-pub(crate) fn translate(snap: &Snapshot, refs: &Refs<'_>, sel: &Selector, out: &mut Translation) {
+pub(crate) fn translate(
+    snap: &Snapshot,
+    refs: &Refs<'_>,
+    material: &Material<'_>,
+    sel: &Selector,
+    out: &mut Translation,
+) {
     let mut classes = BTreeSet::new();
     for c in &snap.gateway_classes {
         if spec::<ClassSpec>(c).is_ok_and(|s| s.controller_name == GATEWAY_CONTROLLER) {
@@ -101,16 +112,55 @@ pub(crate) fn translate(snap: &Snapshot, refs: &Refs<'_>, sel: &Selector, out: &
                 .push(Report::new("Gateway", &id, "UnsupportedValue", why));
         }
         let attached = vec![BTreeSet::new(); s.listeners.len()];
+        let mut certificates = Vec::new();
+        let tls = s
+            .listeners
+            .iter()
+            .map(|l| {
+                (l.protocol == "HTTPS").then(|| {
+                    gateway_tls::resolve(
+                        l.tls.as_ref(),
+                        &id.0,
+                        material,
+                        sel.tls_listener.is_some(),
+                        &mut certificates,
+                        &mut out.files,
+                    )
+                })
+            })
+            .collect::<Vec<_>>();
+        for (l, state) in s.listeners.iter().zip(&tls) {
+            let problem = match state {
+                Some(gateway_tls::State::Unresolved((reason, why))) => Some((*reason, why)),
+                Some(gateway_tls::State::Refused(reason, why)) => Some((*reason, why)),
+                _ => None,
+            };
+            if let Some((reason, why)) = problem {
+                let why = format!("listener {}: {why}", l.name);
+                out.reports.push(Report::new("Gateway", &id, reason, why));
+            }
+        }
+        let (ns, name) = id.clone();
+        let none = BTreeMap::new();
+        out.groups.extend(group(
+            "Gateway",
+            ns,
+            name,
+            none,
+            Routes::new(),
+            certificates,
+        ));
         gateways.insert(
             id,
             Gateway {
                 obj: g,
                 listeners: s.listeners,
                 attached,
+                tls,
             },
         );
     }
-    let mut policies = Policies::new(&snap.backend_tls_policies);
+    let mut policies = Policies::new(&snap.backend_tls_policies, material, &mut out.files);
     let mut routes: Vec<&DynamicObject> = snap.http_routes.iter().map(Arc::as_ref).collect();
     // Gateway API's precedence: the oldest route wins a conflict, then by name.
     routes.sort_by_key(|r| (r.metadata.creation_timestamp.clone(), key(&r.metadata)));
@@ -227,7 +277,7 @@ fn route(
         policies.attach(&rules.policies, gw);
     }
     out.groups
-        .extend(group("HTTPRoute", id.0, id.1, backends, served));
+        .extend(group("HTTPRoute", id.0, id.1, backends, served, Vec::new()));
 }
 
 /// The hosts the route is served with through `gw`, or why no listener `p` names
@@ -240,15 +290,19 @@ fn attach(
 ) -> Result<BTreeSet<String>, (&'static str, String)> {
     let same_ns = gw.obj.metadata.namespace.as_ref() == Some(ns);
     let (mut hosts, mut why, mut named) = (BTreeSet::new(), None, false);
-    for (l, attached) in gw.listeners.iter().zip(&mut gw.attached) {
+    for ((l, attached), tls) in gw.listeners.iter().zip(&mut gw.attached).zip(&gw.tls) {
         let section = p.section_name.as_ref().is_none_or(|s| *s == l.name);
         if !section || p.port.is_some_and(|n| n != l.port) {
             continue;
         }
         named = true;
         let refused = match from(l) {
-            _ if l.protocol == "HTTPS" => Some("HTTPS listeners are not supported yet".into()),
-            _ if l.protocol != "HTTP" => Some(format!("protocol {} is not supported", l.protocol)),
+            _ if !matches!(l.protocol.as_str(), "HTTP" | "HTTPS") => {
+                Some(format!("protocol {} is not supported", l.protocol))
+            }
+            _ if matches!(tls, Some(gateway_tls::State::Refused(..))) => {
+                Some("the listener is not accepted".into())
+            }
             _ if kinds(l).0.is_empty() => Some("its allowedRoutes.kinds exclude HTTPRoute".into()),
             "All" => None,
             "Same" if same_ns => None,
@@ -341,15 +395,17 @@ fn covers(w: &str, h: &str) -> bool {
 
 fn gateway_status(gw: &Gateway<'_>, sel: &Selector) -> StatusPatch {
     let g = generation(gw.obj);
-    let listener = |(l, attached): (&Listener, &BTreeSet<_>)| {
+    let listener = |((l, attached), tls): ((&Listener, &BTreeSet<_>), &Option<_>)| {
         let (supported, other_kinds) = kinds(l);
-        let (accepted, programmed) = match l.protocol.as_str() {
-            "HTTP" => (yes("Accepted", "", g), yes("Programmed", "", g)),
-            "HTTPS" => {
-                let why = "HTTPS listeners are not supported yet";
-                (yes("Accepted", "", g), no("Programmed", "Pending", why, g))
+        let mut tls_refs = None;
+        let (accepted, programmed) = match (l.protocol.as_str(), tls) {
+            ("HTTP", _) => (yes("Accepted", "", g), yes("Programmed", "", g)),
+            ("HTTPS", Some(state)) => {
+                let (a, p, r) = gateway_tls::conditions(state, g);
+                tls_refs = r;
+                (a, p)
             }
-            p => {
+            (p, _) => {
                 let why = format!("protocol {p} is not supported; sluice serves HTTP");
                 (
                     no("Accepted", "UnsupportedProtocol", &why, g),
@@ -357,14 +413,15 @@ fn gateway_status(gw: &Gateway<'_>, sel: &Selector) -> StatusPatch {
                 )
             }
         };
-        let resolved = match other_kinds {
-            false => yes("ResolvedRefs", "", g),
-            true => no(
+        let resolved = match (other_kinds, tls_refs) {
+            (true, _) => no(
                 "ResolvedRefs",
                 "InvalidRouteKinds",
                 "sluice serves HTTPRoutes only",
                 g,
             ),
+            (false, Some(r)) => r,
+            (false, None) => yes("ResolvedRefs", "", g),
         };
         json!({"name": l.name, "supportedKinds": supported, "attachedRoutes": attached.len(),
                "conditions": [accepted, programmed, resolved]})
@@ -373,6 +430,7 @@ fn gateway_status(gw: &Gateway<'_>, sel: &Selector) -> StatusPatch {
         .listeners
         .iter()
         .zip(&gw.attached)
+        .zip(&gw.tls)
         .map(listener)
         .collect();
     let how = "routes are served on the listeners of sluice's own config";

@@ -5,6 +5,7 @@
 
 use crate::conditions::{generation, no, patch, spec, yes};
 use crate::model::{key, Report, Translation, GATEWAY_CONTROLLER, GROUP};
+use crate::secrets::{Files, Material, Problem};
 use crate::services::{backend, Refs, Resolved};
 use k8s_openapi::api::networking::v1::ServiceBackendPort;
 use kube::api::DynamicObject;
@@ -213,6 +214,22 @@ fn resolve(ns: &str, b: &BackendRef, refs: &Refs<'_>) -> Result<Resolved, (&'sta
         .map_err(|(_, why)| ("BackendNotFound", why))
 }
 
+/// A policy's `caCertificateRefs` as `(kind, name)`; `None`: it has none.
+fn ca_refs(v: &Validation) -> Option<Result<Vec<(String, String)>, Problem>> {
+    if v.ca_certificate_refs.is_empty() {
+        return None;
+    }
+    let refs = v.ca_certificate_refs.iter().map(|r| {
+        let (group, kind) = (r["group"].as_str().unwrap_or(""), r["kind"].as_str().unwrap_or(""));
+        let name = r["name"].as_str().unwrap_or("").to_string();
+        match (group, kind) {
+            ("", "ConfigMap" | "Secret") => Ok((kind.to_string(), name)),
+            _ => Err(("InvalidKind", format!("caCertificateRef {group}/{kind} {name}: only ConfigMaps and Secrets are supported"))),
+        }
+    });
+    Some(refs.collect())
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct PolicySpec {
@@ -241,6 +258,8 @@ struct Validation {
 /// BackendTLSPolicies, and which served routes' Gateways use each.
 pub(crate) struct Policies<'a> {
     list: Vec<(&'a DynamicObject, PolicySpec)>,
+    /// Per policy, its `caCertificateRefs` as one bundle file (`None`: it has none).
+    cas: Vec<Option<Result<std::path::PathBuf, Problem>>>,
     /// (namespace, Service, sectionName) → policies, the one that applies first.
     by_target: BTreeMap<(String, String, Option<String>), Vec<usize>>,
     /// Policy → its Gateways, and whether it lost every conflict it was in.
@@ -248,13 +267,25 @@ pub(crate) struct Policies<'a> {
 }
 
 impl<'a> Policies<'a> {
-    pub(crate) fn new(objects: &'a [Arc<DynamicObject>]) -> Self {
+    pub(crate) fn new(
+        objects: &'a [Arc<DynamicObject>],
+        material: &Material<'_>,
+        files: &mut Files,
+    ) -> Self {
         let mut list: Vec<_> = objects
             .iter()
             .filter_map(|o| Some((o.as_ref(), spec::<PolicySpec>(o).ok()?)))
             .collect();
         // Gateway API's precedence among conflicting policies: the oldest, then by name.
         list.sort_by_key(|(o, _)| (o.metadata.creation_timestamp.clone(), key(&o.metadata)));
+        let cas = list
+            .iter()
+            .map(|(o, s)| {
+                let ns = o.metadata.namespace.as_deref().unwrap_or_default();
+                ca_refs(&s.validation)
+                    .map(|refs| refs.and_then(|r| material.ca_bundle(ns, &r, files)))
+            })
+            .collect();
         let mut by_target: BTreeMap<_, Vec<usize>> = BTreeMap::new();
         for (i, (o, s)) in list.iter().enumerate() {
             let ns = o.metadata.namespace.clone().unwrap_or_default();
@@ -272,6 +303,7 @@ impl<'a> Policies<'a> {
         }
         Self {
             list,
+            cas,
             by_target,
             used: BTreeMap::new(),
         }
@@ -287,8 +319,9 @@ impl<'a> Policies<'a> {
         port.and_then(|p| at(Some(p))).or_else(|| at(None))
     }
 
-    /// The backend fields of a policy: TLS with SNI and verification, against the
-    /// system roots (`ca_file` unset).
+    /// The backend fields of a policy: TLS with SNI and verification, against its
+    /// CA bundle, else the system roots (also when its CA refs do not resolve: a
+    /// private CA's certificate then fails verification, closed).
     fn fields(&self, i: usize) -> Map<String, Value> {
         let mut tls = Map::new();
         if let Some(h) = self
@@ -299,6 +332,9 @@ impl<'a> Policies<'a> {
             tls.insert("sni".into(), json!(h));
         }
         tls.insert("verify".into(), json!(true));
+        if let Some(Some(Ok(path))) = self.cas.get(i) {
+            tls.insert("ca_file".into(), json!(path));
+        }
         Map::from_iter([("tls".to_string(), Value::Object(tls))])
     }
 
@@ -325,21 +361,24 @@ impl<'a> Policies<'a> {
             let conditions = if lost {
                 let why = "another BackendTLSPolicy, older or first by name, targets the same Service port";
                 vec![no("Accepted", "Conflicted", why, g)]
-            } else if !v.ca_certificate_refs.is_empty() && v.well_known_ca_certificates.is_none() {
+            } else if let Some(Some(Err((reason, why)))) = self.cas.get(i) {
                 // Fails closed: TLS stays on and verified, against roots that will
                 // not know a private CA.
-                let why = "caCertificateRefs are not supported yet (sluice cannot read the ConfigMaps): the backend's certificate is verified against the system roots";
-                out.reports.push(report("InvalidCACertificateRef", why));
+                let why = format!(
+                    "{why}: the backend's certificate is verified against the system roots"
+                );
+                out.reports.push(report(reason, why.clone()));
                 vec![
-                    no("Accepted", "NoValidCACertificate", why, g),
-                    no("ResolvedRefs", "InvalidCACertificateRef", why, g),
+                    no("Accepted", "NoValidCACertificate", &why, g),
+                    no("ResolvedRefs", reason, &why, g),
                 ]
             } else {
                 vec![yes("Accepted", "", g), yes("ResolvedRefs", "", g)]
             };
             if !v.subject_alt_names.is_empty() {
                 let why = "validation.subjectAltNames are not supported: the certificate is verified against validation.hostname";
-                out.reports.push(report("UnsupportedValue", why));
+                out.reports
+                    .push(report("UnsupportedValue", why.to_string()));
             }
             let ancestors: Vec<Value> = gateways
                 .iter()

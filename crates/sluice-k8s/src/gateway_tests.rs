@@ -70,6 +70,8 @@ fn sel() -> Selector {
     Selector {
         class: "sluice".into(),
         status_address,
+        tls_listener: Some("https".into()),
+        secrets_dir: "/run/sluice/kubernetes".into(),
     }
 }
 
@@ -178,8 +180,8 @@ fn a_backend_tls_policy_turns_on_tls_with_sni_and_verification() {
     assert_eq!(ancestor["ancestorRef"]["name"], "gw");
     assert_eq!(conds(&ancestor["conditions"]), OK);
     assert!(t.reports.is_empty(), "{:?}", t.reports);
-    // CA certificates from a ConfigMap cannot be used yet: still TLS, verified
-    // against the system roots, and said so.
+    // A CA ConfigMap that is not there: still TLS, verified against the system
+    // roots (a private CA's certificate then fails, closed), and said so.
     let ca = json!([{"group": "", "kind": "ConfigMap", "name": "ca"}]);
     let validation = json!({"hostname": "api.internal", "caCertificateRefs": ca});
     s.backend_tls_policies = vec![policy("web", "p", "api", validation)];
@@ -192,6 +194,83 @@ fn a_backend_tls_policy_turns_on_tls_with_sni_and_verification() {
     ];
     assert_eq!(conds(&ancestor["conditions"]), refused);
     assert_eq!(t.reports[0].reason, "InvalidCACertificateRef");
+    // Once it is, its ca.crt is the backend's CA bundle.
+    let (pem, _) = leaf("Private CA");
+    let cm = json!({"metadata": {"name": "ca", "namespace": "web"}, "data": {"ca.crt": pem}});
+    s.config_maps = vec![Arc::new(serde_json::from_value(cm).unwrap())];
+    let t = translate(&s, &sel());
+    let ca_file = t.backends()[0].tls.as_ref().and_then(|t| t.ca_file.clone());
+    let ca_file = ca_file.unwrap();
+    assert!(t.files[&ca_file].starts_with(pem.as_bytes()));
+    let ancestor = &status(&t, "BackendTLSPolicy", "p")["ancestors"][0];
+    assert_eq!(conds(&ancestor["conditions"]), OK);
+}
+
+fn leaf(name: &str) -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    (c.cert.pem(), c.key_pair.serialize_pem())
+}
+
+#[test]
+fn https_listener_certificates_are_served_and_bad_refs_are_not_programmed() {
+    let (crt, key) = leaf("*.example.com");
+    let secret = json!({"metadata": {"name": "wild", "namespace": "web"}, "type": "kubernetes.io/tls",
+                        "stringData": {}, "data": {}});
+    let mut secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(secret).unwrap();
+    secret.data = Some(
+        [("tls.crt", &crt), ("tls.key", &key)]
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    k8s_openapi::ByteString(v.as_bytes().to_vec()),
+                )
+            })
+            .collect(),
+    );
+    let https = |name: &str, refs: Value| {
+        let mut l = listener(name, "HTTPS", Some("*.example.com"), "Same");
+        l["tls"] = json!({"certificateRefs": refs});
+        l
+    };
+    let mut s = snapshot();
+    s.secrets.push(Arc::new(secret));
+    s.gateways = vec![gateway(&[
+        https("ok", json!([{"name": "wild"}])),
+        https("missing", json!([{"name": "nope"}])),
+        https("elsewhere", json!([{"name": "wild", "namespace": "other"}])),
+    ])];
+    let t = translate(&s, &sel());
+    let g = t.groups.iter().find(|g| g.kind == "Gateway").unwrap();
+    assert_eq!(g.certificates.len(), 1, "one listener's Secret, once");
+    assert_eq!(
+        t.files[&g.certificates[0].key_file].as_ref(),
+        key.as_bytes()
+    );
+    let l = status(&t, "Gateway", "gw")["listeners"].as_array().unwrap();
+    let c = |i: usize| conds(&l[i]["conditions"]);
+    assert_eq!(
+        c(0),
+        [
+            "Accepted=True/Accepted",
+            "Programmed=True/Programmed",
+            "ResolvedRefs=True/ResolvedRefs"
+        ]
+    );
+    assert_eq!(c(1)[1], "Programmed=False/Invalid");
+    assert_eq!(c(1)[2], "ResolvedRefs=False/InvalidCertificateRef");
+    assert_eq!(c(2)[2], "ResolvedRefs=False/RefNotPermitted");
+    assert!(t
+        .reports
+        .iter()
+        .any(|r| r.kind == "Gateway" && r.message.contains("listener missing")));
+    // Without sluice's tls_listener: accepted, not programmed, nothing served.
+    let mut no_listener = sel();
+    no_listener.tls_listener = None;
+    let t = translate(&s, &no_listener);
+    assert!(t.groups.iter().all(|g| g.certificates.is_empty()));
+    let l = status(&t, "Gateway", "gw")["listeners"].as_array().unwrap();
+    assert_eq!(conds(&l[0]["conditions"])[1], "Programmed=False/Invalid");
 }
 
 #[test]
@@ -295,7 +374,7 @@ fn listeners_decide_which_routes_attach() {
     let http = listener("http", "HTTP", None, "Same");
     s.gateways = vec![gateway(&[
         http,
-        listener("tls", "HTTPS", None, "All"),
+        listener("tls", "HTTPS", None, "Same"),
         listener("tcp", "TCP", None, "All"),
     ])];
     s.services.push(svc("apps", "api", "api.apps"));
@@ -309,13 +388,14 @@ fn listeners_decide_which_routes_attach() {
     );
     let l = status(&t, "Gateway", "gw")["listeners"].as_array().unwrap();
     assert_eq!(conds(&l[0]["conditions"])[1], "Programmed=True/Programmed");
-    assert_eq!(conds(&l[1]["conditions"])[1], "Programmed=False/Pending");
+    // HTTPS without tls.certificateRefs: accepted, but not programmed.
+    assert_eq!(conds(&l[1]["conditions"])[1], "Programmed=False/Invalid");
     assert_eq!(
         conds(&l[2]["conditions"])[0],
         "Accepted=False/UnsupportedProtocol"
     );
     let attached: Vec<&Value> = l.iter().map(|l| &l["attachedRoutes"]).collect();
-    assert_eq!(attached, [1, 0, 0]);
+    assert_eq!(attached, [1, 1, 0]);
 }
 
 #[test]

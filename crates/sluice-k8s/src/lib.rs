@@ -5,9 +5,12 @@
 mod annotations;
 mod conditions;
 mod endpoints;
+mod files;
 mod gateway;
 mod gateway_rules;
+mod gateway_tls;
 mod model;
+mod secrets;
 mod services;
 mod snippet;
 mod source;
@@ -15,7 +18,9 @@ mod status;
 mod translate;
 mod watchers;
 
-pub use model::{Group, Report, Selector, Snapshot, StatusPatch, Translation, GATEWAY_CONTROLLER};
+pub use model::{
+    Files, Group, Report, Selector, Snapshot, StatusPatch, Translation, GATEWAY_CONTROLLER,
+};
 pub use source::{run, Sink};
 pub use translate::translate;
 
@@ -26,3 +31,7 @@ mod translate_tests;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod gateway_tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod secrets_tests;

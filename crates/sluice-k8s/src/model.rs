@@ -2,13 +2,13 @@
 //! (`Selector`), and what comes out (`Translation`: groups of routes and backends,
 //! reports, statuses), with the small helpers every translator uses.
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
 use serde_json::Value;
-use sluice_config::{Backend, Route};
+use sluice_config::{Backend, Certificate, Route};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -26,6 +26,9 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     pub classes: Vec<Arc<IngressClass>>,
     pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    /// Only the keys sluice reads (`secrets::strip_secret`).
+    pub secrets: Vec<Arc<Secret>>,
+    pub config_maps: Vec<Arc<ConfigMap>>,
     /// `gateway.networking.k8s.io/v1` objects, untyped: no crate in the tree has
     /// their types, and only a few fields of each are read.
     pub gateway_classes: Vec<Arc<DynamicObject>>,
@@ -76,6 +79,9 @@ pub struct Translation {
     pub reports: Vec<Report>,
     /// Sorted by kind, namespace and name: the status each served object should have.
     pub statuses: Vec<StatusPatch>,
+    /// The certificates, keys and CA bundles the groups name, to be written before
+    /// the groups are applied.
+    pub files: Files,
 }
 
 /// The whole `status` of one object, as a conformant controller writes it. Every
@@ -103,6 +109,9 @@ pub struct Group {
     pub name: String,
     pub backends: Vec<Backend>,
     pub routes: Vec<Route>,
+    /// For `sources.kubernetes.tls_listener` (Ingress `spec.tls`, Gateway HTTPS
+    /// listeners).
+    pub certificates: Vec<Certificate>,
 }
 
 impl Translation {
@@ -123,6 +132,10 @@ pub struct Selector {
     /// Ingresses' `status.loadBalancer` and our Gateways' `status.addresses`.
     /// `None`: no Ingress status, and Gateways list no address.
     pub status_address: Option<String>,
+    /// `sources.kubernetes.tls_listener`: `None`, certificates are not served.
+    pub tls_listener: Option<String>,
+    /// `sources.kubernetes.secrets_dir`: where the files the groups name go.
+    pub secrets_dir: std::path::PathBuf,
 }
 
 pub(crate) fn is_ip(addr: &str) -> bool {
@@ -143,10 +156,13 @@ pub(crate) fn group(
     name: String,
     backends: BTreeMap<String, Backend>,
     routes: Routes,
+    mut certificates: Vec<Certificate>,
 ) -> Option<Group> {
-    if backends.is_empty() && routes.is_empty() {
+    if backends.is_empty() && routes.is_empty() && certificates.is_empty() {
         return None;
     }
+    certificates.sort_by(|a, b| a.cert_file.cmp(&b.cert_file));
+    certificates.dedup();
     Some(Group {
         kind,
         namespace,
@@ -161,8 +177,12 @@ pub(crate) fn group(
                 client_identities: Vec::new(),
             })
             .collect(),
+        certificates,
     })
 }
+
+/// The files a translation needs (certificates, keys, CA bundles), by path.
+pub type Files = BTreeMap<std::path::PathBuf, Arc<[u8]>>;
 
 /// (host, path prefix, backend name).
 pub(crate) type Routes = BTreeSet<(String, String, String)>;

@@ -7,8 +7,8 @@
 use crate::model::{Report, Selector, Snapshot, Translation};
 use crate::status::{self, LeaseSettings};
 use crate::translate::translate;
-use crate::watchers::{self, all, listed, reflect, reflect_dynamic, spawn};
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use crate::watchers::{self, all, listed, reflect, reflect_dynamic, reflect_stripped, spawn};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -44,6 +44,9 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     let ingresses = reflect::<Ingress>(&client, ns, &notify);
     let services = reflect::<Service>(&client, ns, &notify);
     let slices = reflect::<EndpointSlice>(&client, ns, &notify);
+    let secrets = reflect_stripped::<Secret>(&client, ns, &notify, crate::secrets::strip_secret);
+    let config_maps =
+        reflect_stripped::<ConfigMap>(&client, ns, &notify, crate::secrets::strip_config_map);
     let classes = vec![spawn(Api::<IngressClass>::all(client.clone()), (), &notify)];
     let gw_kind = |kind| watchers::gateway_kind(&client, kind);
     let (gwc, gw, routes, tls) = (
@@ -63,6 +66,8 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     listed(&ingresses).await?;
     listed(&services).await?;
     listed(&slices).await?;
+    listed(&secrets).await?;
+    listed(&config_maps).await?;
     listed(&classes).await?;
     listed(&gateway_classes).await?;
     listed(&gateways).await?;
@@ -72,6 +77,8 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     let selector = Selector {
         class: settings.ingress_class.clone(),
         status_address: settings.status_address.clone(),
+        tls_listener: settings.tls_listener.clone(),
+        secrets_dir: settings.secrets_dir.clone(),
     };
     let (statuses, desired) = tokio::sync::watch::channel(Vec::new());
     tokio::spawn(status::run(client.clone(), lease(&settings), desired));
@@ -87,12 +94,16 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
     let mut reported: BTreeSet<Report> = BTreeSet::new();
     // What the last apply refused, re-reported with each translation until it changes.
     let mut rejected: Vec<Report> = Vec::new();
+    // The files of the config applied before the last one: a reload may still read them.
+    let mut previous_files = BTreeSet::new();
     loop {
         let snap = Snapshot {
             ingresses: all(&ingresses),
             services: all(&services),
             classes: all(&classes),
             endpoint_slices: all(&slices),
+            secrets: all(&secrets),
+            config_maps: all(&config_maps),
             gateway_classes: all(&gateway_classes),
             gateways: all(&gateways),
             http_routes: all(&http_routes),
@@ -115,14 +126,59 @@ pub async fn run(settings: KubernetesSource, mut sink: impl Sink) -> Result<(), 
             reports.extend(rejected.iter().cloned());
             publish(&recorder, &reports, &mut reported).await;
         } else {
-            rejected = sink.apply(t.clone()).await;
+            // Without its files the config cannot load: the one serving stays,
+            // and the next change (or resync) tries again.
+            if let Err(e) = write_files(&selector.secrets_dir, &t).await {
+                tracing::error!(error = %e, "kubernetes: config not applied");
+            } else {
+                rejected = sink.apply(t.clone()).await;
+                let current: BTreeSet<_> = t.files.keys().cloned().collect();
+                prune_files(&selector.secrets_dir, &previous_files, &current).await;
+                previous_files = current;
+                last = Some(t.clone());
+            }
             let mut reports = t.reports.clone();
             reports.extend(rejected.iter().cloned());
             publish(&recorder, &reports, &mut reported).await;
-            last = Some(t);
         }
         notify.notified().await;
         settle(&notify, debounce).await;
+    }
+}
+
+async fn write_files(dir: &std::path::Path, t: &Translation) -> Result<(), String> {
+    if t.files.is_empty() {
+        return Ok(());
+    }
+    let (dir, files) = (dir.to_path_buf(), t.files.clone());
+    tokio::task::spawn_blocking(move || {
+        crate::files::write(&dir, &files)
+            .map_err(|e| format!("cannot write {}: {e}", dir.display()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn prune_files(
+    dir: &std::path::Path,
+    previous: &BTreeSet<std::path::PathBuf>,
+    current: &BTreeSet<std::path::PathBuf>,
+) {
+    if !dir.exists() {
+        return;
+    }
+    let keep: BTreeSet<_> = previous.union(current).cloned().collect();
+    let dir = dir.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || crate::files::prune(&dir, &keep)).await;
+    match done {
+        Ok(Ok(n)) if n > 0 => {
+            tracing::debug!(removed = n, "kubernetes: removed unused certificate files")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "kubernetes: cannot remove unused certificate files")
+        }
+        Err(e) => tracing::warn!(error = %e, "kubernetes: cannot remove unused certificate files"),
     }
 }
 

@@ -8,11 +8,12 @@ use crate::annotations;
 use crate::model::{
     group, is_ip, key, Report, Routes, Selector, Snapshot, StatusPatch, Translation,
 };
+use crate::secrets::{Files, Material};
 use crate::services::{backend, Refs};
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
-use serde_json::json;
-use sluice_config::Backend;
-use std::collections::{BTreeMap, BTreeSet};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
+use serde_json::{json, Value};
+use sluice_config::{Backend, Certificate};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const LEGACY_CLASS: &str = "kubernetes.io/ingress.class";
@@ -35,6 +36,7 @@ pub fn translate(snap: &Snapshot, sel: &Selector) -> Translation {
         .collect();
     ingresses.sort_by_key(|i| key(&i.metadata));
     let refs = Refs::new(snap);
+    let material = Material::new(snap, &sel.secrets_dir);
     let mut out = Translation::default();
     for ing in ingresses {
         let (namespace, name) = key(&ing.metadata);
@@ -49,13 +51,22 @@ pub fn translate(snap: &Snapshot, sel: &Selector) -> Translation {
                 status: json!({"loadBalancer": {"ingress": [{field: addr}]}}),
             });
         }
-        let mut backends = BTreeMap::new();
-        let mut routes = BTreeSet::new();
-        ingress(ing, &refs, &mut backends, &mut routes, &mut out.reports);
-        out.groups
-            .extend(group("Ingress", namespace, name, backends, routes));
+        let mut parts = Parts::default();
+        ingress(ing, &refs, &material, &mut parts, &mut out.reports);
+        if !parts.routes.is_empty() {
+            certificates(ing, &material, sel, &mut parts, &mut out.reports);
+        }
+        out.files.append(&mut parts.files);
+        out.groups.extend(group(
+            "Ingress",
+            namespace,
+            name,
+            parts.backends,
+            parts.routes,
+            parts.certificates,
+        ));
     }
-    crate::gateway::translate(snap, &refs, sel, &mut out);
+    crate::gateway::translate(snap, &refs, &material, sel, &mut out);
     out.reports.sort();
     out.reports.dedup();
     out.statuses
@@ -80,18 +91,46 @@ fn selected(i: &Ingress, sel: &Selector, class_is_default: bool) -> bool {
     }
 }
 
+/// What one Ingress makes.
+#[derive(Default)]
+struct Parts {
+    backends: BTreeMap<String, Backend>,
+    routes: Routes,
+    certificates: Vec<Certificate>,
+    files: Files,
+}
+
 fn ingress(
     ing: &Ingress,
     refs: &Refs<'_>,
-    backends: &mut BTreeMap<String, Backend>,
-    routes: &mut Routes,
+    material: &Material<'_>,
+    parts: &mut Parts,
     reports: &mut Vec<Report>,
 ) {
     let id = key(&ing.metadata);
     let (ns, name) = &id;
     let report = |reason, message: String| Report::new("Ingress", &id, reason, message);
     let empty = BTreeMap::new();
-    let applied = annotations::apply(ing.metadata.annotations.as_ref().unwrap_or(&empty));
+    let mut applied = annotations::apply(ing.metadata.annotations.as_ref().unwrap_or(&empty));
+    if !applied.ca_refs.is_empty() {
+        let tls = applied.fields.entry("tls").or_insert_with(|| json!({}));
+        if tls.get("ca_file").is_some() {
+            let why = "sluice.dev/ca-file and sluice.dev/ca-secret or ca-configmap: set one";
+            applied.errors.push(why.into());
+        } else {
+            match material.ca_bundle(ns, &applied.ca_refs, &mut parts.files) {
+                Ok(path) => {
+                    if let Value::Object(t) = tls {
+                        t.insert("ca_file".into(), json!(path));
+                    }
+                }
+                Err((reason, why)) => {
+                    reports.push(report(reason, format!("{why}; Ingress skipped")));
+                    return;
+                }
+            }
+        }
+    }
     for line in &applied.ignored {
         reports.push(report(
             "IgnoredSnippet",
@@ -140,10 +179,49 @@ fn ingress(
             });
         match built {
             Ok(b) => {
-                routes.insert((host, path, b.name.clone()));
-                backends.entry(b.name.clone()).or_insert(b);
+                parts.routes.insert((host, path, b.name.clone()));
+                parts.backends.entry(b.name.clone()).or_insert(b);
             }
             Err((reason, message)) => reports.push(report(reason, message)),
+        }
+    }
+}
+
+/// The certificates of `spec.tls`, for the TLS listener. A Secret that is missing
+/// or broken is reported and left out: its hosts are served with the listener's
+/// other certificates (whose names a client will likely refuse), never with a key
+/// that does not match.
+fn certificates(
+    ing: &Ingress,
+    material: &Material<'_>,
+    sel: &Selector,
+    parts: &mut Parts,
+    reports: &mut Vec<Report>,
+) {
+    let id = key(&ing.metadata);
+    let tls: &[IngressTLS] = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.tls.as_deref())
+        .unwrap_or(&[]);
+    if tls.is_empty() {
+        return;
+    }
+    if sel.tls_listener.is_none() {
+        let why = "spec.tls is not served: sluice's sources.kubernetes.tls_listener is not set";
+        reports.push(Report::new("Ingress", &id, "TLSNotServed", why));
+        return;
+    }
+    for t in tls {
+        let Some(secret) = t.secret_name.as_deref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        match material.certificate(&id.0, secret, &mut parts.files) {
+            Ok(c) => parts.certificates.push(c),
+            Err((_, why)) => {
+                let why = format!("spec.tls: {why}; the certificate is not served");
+                reports.push(Report::new("Ingress", &id, "BadCertificate", why));
+            }
         }
     }
 }

@@ -41,6 +41,8 @@ fn sel() -> Selector {
     Selector {
         class: "sluice".into(),
         status_address: None,
+        tls_listener: Some("https".into()),
+        secrets_dir: "/run/sluice/kubernetes".into(),
     }
 }
 

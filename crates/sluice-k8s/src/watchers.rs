@@ -18,6 +18,21 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
 {
+    reflect_stripped(client, namespaces, notify, |_| {})
+}
+
+/// Like [`reflect`], keeping of each object only what `strip` leaves.
+pub fn reflect_stripped<K>(
+    client: &Client,
+    namespaces: &[String],
+    notify: &Arc<Notify>,
+    strip: fn(&mut K),
+) -> Vec<Store<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
     let apis: Vec<Api<K>> = if namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
@@ -27,7 +42,7 @@ where
             .collect()
     };
     apis.into_iter()
-        .map(|api| spawn(api, Default::default(), notify))
+        .map(|api| spawn_stripped(api, Default::default(), notify, strip))
         .collect()
 }
 
@@ -73,10 +88,23 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
 {
+    spawn_stripped(api, dyntype, notify, |_| {})
+}
+
+fn spawn_stripped<K>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    notify: &Arc<Notify>,
+    strip: fn(&mut K),
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
     let writer = reflector::store::Writer::new(dyntype.clone());
     let reader = writer.as_reader();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let events = watcher(api, watcher::Config::default()).modify(strip);
+    let stream = reflector::reflector(writer, events).default_backoff();
     let notify = notify.clone();
     let kind = K::kind(&dyntype).to_string();
     tokio::spawn(async move {

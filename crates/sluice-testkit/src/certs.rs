@@ -152,6 +152,12 @@ impl Certs {
         (cert, key)
     }
 
+    /// The leaf certificate and its key, PEM (a `kubernetes.io/tls` Secret's
+    /// `tls.crt` and `tls.key`).
+    pub fn leaf_pem(&self) -> (&str, &str) {
+        (&self.leaf_pem, &self.leaf_key_pem)
+    }
+
     /// The leaf certificate, DER (to tell which certificate a server presented).
     pub fn leaf_der(&self) -> &CertificateDer<'static> {
         &self.leaf_der

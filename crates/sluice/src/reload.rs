@@ -114,6 +114,7 @@ impl Overlay {
         let add = |c: &mut Config, g: &sluice_k8s::Group| {
             c.backends.extend(g.backends.iter().cloned());
             c.routes.extend(g.routes.iter().cloned());
+            add_certificates(c, &g.certificates);
         };
         let mut all = file.clone();
         self.groups.iter().for_each(|g| add(&mut all, g));
@@ -135,6 +136,32 @@ impl Overlay {
             }
         }
         (base, skipped)
+    }
+}
+
+/// Adds certificates from Kubernetes to `sources.kubernetes.tls_listener`, after
+/// the file's own (which keep their names: the first certificate to claim a name
+/// serves it). Validation made sure that listener exists and has TLS.
+fn add_certificates(c: &mut Config, certs: &[sluice_config::Certificate]) {
+    if certs.is_empty() {
+        return;
+    }
+    let name = c
+        .sources
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.tls_listener.clone());
+    let tls = c
+        .listeners
+        .iter_mut()
+        .filter(|l| Some(&l.name) == name.as_ref())
+        .find_map(|l| l.tls.as_mut());
+    if let Some(tls) = tls {
+        for cert in certs {
+            if !tls.certificates.contains(cert) {
+                tls.certificates.push(cert.clone());
+            }
+        }
     }
 }
 

@@ -29,9 +29,15 @@ impl LoadedTls {
             .collect()
     }
 
-    /// Every file the certificates were read from (to watch them).
+    /// Every file the certificates were read from (to watch them), but those the
+    /// Kubernetes source writes: a change of theirs is a new file and a new config.
     pub fn files(config: &Config) -> Vec<PathBuf> {
         let mut files = Vec::new();
+        let written = config
+            .sources
+            .kubernetes
+            .as_ref()
+            .map(|k| k.secrets_dir.clone());
         for tls in config.listeners.iter().filter_map(|l| l.tls.as_ref()) {
             for c in &tls.certificates {
                 files.push(c.cert_file.clone());
@@ -40,6 +46,7 @@ impl LoadedTls {
             }
             files.extend(tls.client_ca_file.clone());
         }
+        files.retain(|f| written.as_ref().is_none_or(|d| !f.starts_with(d)));
         files.sort();
         files.dedup();
         files

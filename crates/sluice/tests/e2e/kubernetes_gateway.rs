@@ -1,13 +1,15 @@
 //! Gateway API against the real API server with the standard CRDs installed:
 //! GatewayClass + Gateway + HTTPRoute + BackendTLSPolicy route to an in-process TLS
-//! origin with the policy's SNI and verification, the conditions are written, and a
-//! backendRef to a missing Service is `ResolvedRefs=False`.
+//! origin with the policy's SNI, verified with the CA of the policy's ConfigMap; the
+//! Gateway's HTTPS listener serves its Secret's certificate; the conditions are
+//! written, and a backendRef to a missing Service is `ResolvedRefs=False`.
 
 use crate::kubernetes::{assert_nothing_forbidden, create, eventually};
-use sluice_testkit::k8s_openapi::api::core::v1::{Namespace, Service};
+use crate::kubernetes_tls::{https_get, partner, tls_secret};
+use sluice_testkit::k8s_openapi::api::core::v1::{Namespace, Secret};
 use sluice_testkit::kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use sluice_testkit::serde_json::{json, Value};
-use sluice_testkit::{get, Certs, KubeApi, Origin, Sluice, TestDns};
+use sluice_testkit::{get, Certs, KubeApi, Sluice};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const NS: &str = "egress";
@@ -63,6 +65,7 @@ fn route(name: &str, host: &str, service: &str, port: u16) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_api_routes_with_backend_tls_and_writes_conditions() {
     let api_server = KubeApi::start();
+    let scratch = sluice_testkit::scratch_dir();
     api_server.install_gateway_crds().await;
     let client = api_server.client().await;
     create(
@@ -71,20 +74,12 @@ async fn gateway_api_routes_with_backend_tls_and_writes_conditions() {
     )
     .await;
 
-    let certs = Certs::new(&["api.partner.example"]);
-    let origin = Origin::builder()
-        .bind_ip("127.0.0.2".parse().unwrap())
-        .tls(&certs)
-        .start()
-        .await;
+    let (_partner, origin, dns) = partner(&client, NS).await;
     let port = origin.addr().port();
-    let dns = TestDns::start().await;
-    dns.set("api.partner.example", &["127.0.0.2".parse().unwrap()], 1);
+    let front = Certs::new(&["partner.example.com"]);
     create(
-        &Api::<Service>::namespaced(client.clone(), NS),
-        json!({"metadata": {"name": "partner", "namespace": NS},
-               "spec": {"type": "ExternalName", "externalName": "api.partner.example",
-                        "ports": [{"name": "https", "port": port}]}}),
+        &Api::<Secret>::namespaced(client.clone(), NS),
+        tls_secret("front", NS, &front),
     )
     .await;
     let classes = api(&client, "GatewayClass", None);
@@ -101,7 +96,11 @@ async fn gateway_api_routes_with_backend_tls_and_writes_conditions() {
         "Gateway",
         json!({"metadata": {"name": "egress", "namespace": NS},
                "spec": {"gatewayClassName": "sluice",
-                        "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}}),
+                        "listeners": [{"name": "http", "protocol": "HTTP", "port": 80},
+                            {"name": "https", "protocol": "HTTPS", "port": 443,
+                             "tls": {"certificateRefs": [{"name": "front"}]}},
+                            {"name": "broken", "protocol": "HTTPS", "port": 8443,
+                             "tls": {"certificateRefs": [{"name": "missing"}]}}]}}),
     )
     .await;
     let routes = api(&client, "HTTPRoute", Some(NS));
@@ -123,7 +122,8 @@ async fn gateway_api_routes_with_backend_tls_and_writes_conditions() {
         json!({"metadata": {"name": "partner", "namespace": NS},
                "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "partner"}],
                         "validation": {"hostname": "api.partner.example",
-                                       "wellKnownCACertificates": "System"}}}),
+                                       "caCertificateRefs": [{"group": "", "kind": "ConfigMap",
+                                                              "name": "partner-ca"}]}}}),
     )
     .await;
 
@@ -132,17 +132,16 @@ async fn gateway_api_routes_with_backend_tls_and_writes_conditions() {
 log: {{format: json}}
 admin: {{bind: "127.0.0.1:0"}}
 resolver: {{nameservers: ["{dns}"], timeout: 500ms, attempts: 1}}
-listeners: [{{name: egress, bind: "127.0.0.1:0"}}]
+listeners: [{{name: egress, bind: "127.0.0.1:0"}},
+  {{name: https, bind: "127.0.0.1:0", tls: {{certificates: []}}}}]
 sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}], lease_namespace: sluice-system,
-  lease_duration: 3s}}}}
+  lease_duration: 3s, tls_listener: https, secrets_dir: "{dir}"}}}}
 "#,
         dns = dns.addr(),
         kc = api_server.chart_kubeconfig().await.display(),
+        dir = scratch.path().join("secrets").display(),
     );
-    // The test CA stands in for the system trust store ("wellKnownCACertificates:
-    // System"): rustls-native-certs reads SSL_CERT_FILE.
-    let ca = certs.ca_file();
-    let sluice = Sluice::start_env(SLUICE, &yaml, &[("SSL_CERT_FILE", ca.to_str().unwrap())]).await;
+    let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
     eventually("the HTTPRoute serves over the policy's TLS", || async {
         get(egress, "partner.example.com", "/v1").await.status == 200
@@ -158,6 +157,15 @@ sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}], lease_namespace
         origin.accepted()
     );
     assert_eq!(get(egress, "broken.example.com", "/").await.status, 404);
+    let https = sluice.listener_addr("https");
+    eventually(
+        "the HTTPS listener serves its Secret's certificate",
+        || async {
+            https_get(https, "partner.example.com", front.client_config()).await
+                == Some((200, front.leaf_der().as_ref().to_vec()))
+        },
+    )
+    .await;
 
     eventually("the GatewayClass is Accepted", || async {
         condition(&status(&classes, "sluice").await["conditions"], "Accepted")
@@ -172,6 +180,18 @@ sources: {{kubernetes: {{kubeconfig: "{kc}", namespaces: [{NS}], lease_namespace
         .is_some_and(|(s, _)| s == "True")
     })
     .await;
+    let listeners = status(&gateways, "egress").await["listeners"].clone();
+    let https_listener = &listeners[1]["conditions"];
+    assert_eq!(
+        condition(https_listener, "Programmed"),
+        Some(("True".into(), "Programmed".into())),
+        "{listeners}"
+    );
+    assert_eq!(
+        condition(&listeners[2]["conditions"], "ResolvedRefs"),
+        Some(("False".into(), "InvalidCertificateRef".into())),
+        "{listeners}"
+    );
     eventually("the route is Accepted with its refs resolved", || async {
         let parents = &status(&routes, "partner").await["parents"][0]["conditions"];
         condition(parents, "Accepted").is_some_and(|(s, _)| s == "True")

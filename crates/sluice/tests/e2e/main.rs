@@ -23,6 +23,7 @@ mod kubernetes;
 mod kubernetes_endpoints;
 mod kubernetes_gateway;
 mod kubernetes_status;
+mod kubernetes_tls;
 mod limits;
 mod pooling;
 mod reload;

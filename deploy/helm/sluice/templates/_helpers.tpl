@@ -89,6 +89,12 @@ listeners:
 {{- if eq $mode "gateway" }}
   - name: http
     bind: "0.0.0.0:{{ .Values.gateway.port }}"
+{{- if .Values.gateway.https.enabled }}
+  - name: https
+    bind: "0.0.0.0:{{ .Values.gateway.https.port }}"
+    tls:
+      certificates: []
+{{- end }}
 {{- else }}
   - name: egress
     bind: "unix:{{ include "sluice.socketPath" . }}"
@@ -98,6 +104,10 @@ sources:
   kubernetes:
     namespaces: {{ toJson .Values.watchNamespaces }}
     ingress_class: {{ .Values.ingressClass.name }}
+    secrets_dir: /run/sluice/kubernetes
+    {{- if and (eq $mode "gateway") .Values.gateway.https.enabled }}
+    tls_listener: https
+    {{- end }}
     {{- with .Values.statusAddress }}
     status_address: {{ . | quote }}
     {{- end }}

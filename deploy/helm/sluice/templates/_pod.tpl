@@ -73,6 +73,11 @@ spec:
         - name: http
           containerPort: {{ .Values.gateway.port }}
           protocol: TCP
+        {{- if .Values.gateway.https.enabled }}
+        - name: https
+          containerPort: {{ .Values.gateway.https.port }}
+          protocol: TCP
+        {{- end }}
         {{- end }}
         - name: admin
           containerPort: {{ .Values.admin.port }}
@@ -111,6 +116,8 @@ spec:
         - name: config
           mountPath: /etc/sluice
           readOnly: true
+        - name: secrets
+          mountPath: /run/sluice/kubernetes
         {{- if eq $mode "node-local" }}
         - name: socket-dir
           mountPath: {{ .Values.nodeLocal.hostDir }}
@@ -119,6 +126,10 @@ spec:
     - name: config
       configMap:
         name: {{ include "sluice.fullname" . }}
+    - name: secrets
+      emptyDir:
+        medium: Memory
+        sizeLimit: {{ .Values.secretsDir.sizeLimit }}
     {{- if eq $mode "node-local" }}
     - name: socket-dir
       hostPath:
