@@ -4,6 +4,7 @@
 mod access;
 mod backend;
 mod background;
+mod balance;
 mod budget;
 mod build;
 mod cause;
