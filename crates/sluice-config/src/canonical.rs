@@ -66,6 +66,15 @@ fn canonicalize_backend(b: &mut Backend) {
     }
     b.servers.sort();
     b.source_addresses.sort();
+    // 1 is every server's weight unless said otherwise: saying it changes nothing.
+    b.weights = std::mem::take(&mut b.weights)
+        .into_iter()
+        .filter(|(_, w)| *w != 1)
+        .map(|(mut s, w)| {
+            canonical_ip_literal(&mut s);
+            (s, w)
+        })
+        .collect();
 }
 
 /// Whether two validated configs mean the same: equal canonical forms.

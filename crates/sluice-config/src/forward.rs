@@ -165,6 +165,7 @@ impl Forward {
                 host: host.to_string(),
                 port,
             }],
+            weights: Default::default(),
             tls: tls.then(|| Tls {
                 sni: None,
                 verify: d.tls.verify,

@@ -224,6 +224,11 @@ pub struct Backend {
     pub name: String,
     /// `host:port` or `unix:/path`. Hostnames are resolved when a connection is opened.
     pub servers: Vec<ServerAddr>,
+    /// Relative shares of traffic per server (`{"canary.internal:443": 1,
+    /// "stable.internal:443": 9}`); a server not listed weighs 1. Every address a
+    /// host name resolves to gets its server's weight. 1–1000.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<ServerAddr, u32>,
     /// TLS towards the servers. Absent = plain HTTP; `tls: {}` = TLS with defaults.
     #[serde(default)]
     pub tls: Option<Tls>,

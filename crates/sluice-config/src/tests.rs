@@ -266,3 +266,21 @@ fn only_the_kubernetes_tls_listener_may_start_without_certificates() {
     let filled = format!("{listener}sources: {{kubernetes: {{tls_listener: https}}}}\n");
     assert!(parse("t.yaml", &filled).is_ok(), "{filled}");
 }
+
+#[test]
+fn weights_name_listed_servers_within_range_and_weight_one_is_no_weight() {
+    let b =
+        |w: &str| format!("{BASE}backends: [{{name: a, servers: ['x:1', 'y:1'], weights: {w}}}]");
+    let e = reject(&b("{'z:1': 2}"));
+    assert_eq!(e.field, "backends[0].weights", "{e}");
+    assert!(e.reason.contains("z:1 is not one of servers"), "{e}");
+    for w in ["0", "1001"] {
+        let e = reject(&b(&format!("{{'y:1': {w}}}")));
+        assert!(e.reason.contains("between 1 and 1000"), "{w}: {e}");
+    }
+    let ones = parse("t.yaml", &b("{'x:1': 1, 'y:1': 1}")).unwrap();
+    let none = parse("t.yaml", &b("{}")).unwrap();
+    assert_eq!(crate::canonical(&ones), crate::canonical(&none));
+    let three = parse("t.yaml", &b("{'Y:1': 3}")).unwrap();
+    assert_ne!(crate::canonical(&three), crate::canonical(&none));
+}

@@ -9,6 +9,9 @@ use crate::model::{Config, ServerAddr};
 use std::collections::HashSet;
 use std::time::Duration;
 
+/// The largest server weight: HAProxy's is 256; 1000 gives a 0.1% share.
+const MAX_WEIGHT: u32 = 1000;
+
 type Invalid = (String, String);
 
 fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, Invalid> {
@@ -331,6 +334,17 @@ pub(crate) fn backend_settings(
                     format!("{s} is denied by the backend's policy (rule {why})"),
                 );
             }
+        }
+    }
+    for (s, w) in &b.weights {
+        if !b.servers.contains(s) {
+            return err(at("weights"), format!("{s} is not one of servers"));
+        }
+        if !(1..=MAX_WEIGHT).contains(w) {
+            return err(
+                at("weights"),
+                format!("{s}: {w} is not between 1 and {MAX_WEIGHT} (to send a server nothing, remove it)"),
+            );
         }
     }
     if !b.source_addresses.is_empty() && b.servers.iter().all(|s| matches!(s, ServerAddr::Unix(_)))

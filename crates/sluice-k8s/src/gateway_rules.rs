@@ -1,7 +1,8 @@
 //! HTTPRoute rules → backends, and the BackendTLSPolicies that turn on their TLS.
-//! sluice routes match a host and a path prefix, and a backend's servers each get
-//! an equal share: a rule asking for more (header, query or method matches,
-//! filters) is dropped and reported, not served as something it did not say.
+//! sluice routes match a host and a path prefix; a rule's backendRefs become one
+//! backend whose server weights give each ref its share. A rule asking for more
+//! (header, query or method matches, filters) is dropped and reported, not served
+//! as something it did not say.
 
 use crate::conditions::{generation, no, patch, spec, yes};
 use crate::model::{key, Report, Translation, GATEWAY_CONTROLLER, GROUP};
@@ -84,7 +85,7 @@ pub(crate) fn translate(
                 continue;
             }
         };
-        let (mut servers, mut names, mut shares) = (BTreeSet::new(), Vec::new(), Vec::new());
+        let (mut names, mut shares) = (Vec::new(), Vec::new());
         let mut tls: Vec<Option<Map<String, Value>>> = Vec::new();
         let mut used = BTreeSet::new();
         for b in &rule.backend_refs {
@@ -109,8 +110,7 @@ pub(crate) fn translate(
                 tls.push(fields);
             }
             names.push(format!("{}:{}", b.name, r.port));
-            shares.push((i128::from(weight), r.servers.len() as i128));
-            servers.extend(r.servers);
+            shares.push((weight.unsigned_abs(), r.servers));
         }
         if tls.len() > 1 {
             let why = "its backendRefs have different BackendTLSPolicies, and they would share one sluice backend";
@@ -120,11 +120,12 @@ pub(crate) fn translate(
         let mut built = None;
         if let Some(fields) = tls.pop() {
             let name = format!("k8s/{ns}/httproute/{route}/{i}/{}", names.join("+"));
-            match backend(
-                name,
-                servers.into_iter().collect(),
-                &fields.unwrap_or_default(),
-            ) {
+            let weights = server_weights(&shares);
+            let mut fields = fields.unwrap_or_default();
+            if weights.values().any(|w| *w != 1) {
+                fields.insert("weights".into(), json!(weights));
+            }
+            match backend(name, weights.into_keys().collect(), &fields) {
                 Ok(b) => built = Some(b),
                 Err(e) => {
                     out.dropped.push(format!("rule {i}: {e}"));
@@ -139,15 +140,6 @@ pub(crate) fn translate(
                 out.notes.push(("ExactPathAsPrefix", why));
             }
         }
-        // The servers of all backendRefs share one backend, each an equal share:
-        // weights hold only when they are proportional to the Services' servers.
-        if shares
-            .windows(2)
-            .any(|w| w[0].0 * w[1].1 != w[1].0 * w[0].1)
-        {
-            let why = format!("rule {i}: backendRef weights are not supported; each server of its Services gets an equal share");
-            out.notes.push(("UnsupportedValue", why));
-        }
         // No backend (none resolved, or every weight 0): the rule serves nothing.
         let Some(b) = built else { continue };
         out.paths
@@ -156,6 +148,40 @@ pub(crate) fn translate(
         out.policies.extend(used);
     }
     out
+}
+
+/// The servers of a rule's backendRefs with weights that give each ref its share:
+/// a ref of weight `w` with `n` servers gives each of them `w / n`, scaled to whole
+/// numbers (by the servers counts' least common multiple, then reduced). Past 1000,
+/// sluice's largest weight, the shares are rounded, each at least 1.
+fn server_weights(shares: &[(u64, Vec<String>)]) -> BTreeMap<String, u64> {
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let lcm = shares
+        .iter()
+        .map(|(_, s)| s.len().max(1) as u64)
+        .fold(1u64, |l, n| (l / gcd(l, n)).saturating_mul(n));
+    let mut weights: BTreeMap<String, u64> = BTreeMap::new();
+    for (w, servers) in shares {
+        let each = w.saturating_mul(lcm) / servers.len().max(1) as u64;
+        for s in servers {
+            *weights.entry(s.clone()).or_default() += each;
+        }
+    }
+    let common = weights.values().fold(0, |g, w| gcd(g, *w)).max(1);
+    let max = weights.values().max().copied().unwrap_or(1) / common;
+    for w in weights.values_mut() {
+        *w /= common;
+        if max > 1000 {
+            let scaled = u128::from(*w) * 1000 / u128::from(max);
+            *w = u64::try_from(scaled).unwrap_or(1000).max(1);
+        }
+    }
+    weights
 }
 
 /// A rule's path prefixes, each with whether it was an Exact match.

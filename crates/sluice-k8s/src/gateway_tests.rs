@@ -504,3 +504,45 @@ fn our_ingresses_get_the_status_address() {
     .statuses
     .is_empty());
 }
+
+#[test]
+fn backend_ref_weights_become_server_weights_that_keep_each_refs_share() {
+    let mut s = snapshot();
+    s.services.push(svc("web", "canary", "canary.internal"));
+    // 90:10 between a Service with one server and one with two endpoints.
+    let slice = json!({"metadata": {"name": "canary-x", "namespace": "web",
+                                    "labels": {"kubernetes.io/service-name": "stable"}},
+                       "addressType": "IPv4",
+                       "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}],
+                       "ports": [{"name": "https", "port": 8443}]});
+    s.endpoint_slices
+        .push(Arc::new(serde_json::from_value(slice).unwrap()));
+    let spec = json!({"ports": [{"name": "https", "port": 443}], "clusterIP": "10.96.0.9"});
+    let stable = json!({"metadata": {"name": "stable", "namespace": "web"}, "spec": spec});
+    s.services
+        .push(Arc::new(serde_json::from_value(stable).unwrap()));
+    let rules = json!([{"backendRefs": [{"name": "stable", "port": 443, "weight": 90},
+                                        {"name": "canary", "port": 443, "weight": 10}]}]);
+    s.http_routes = vec![route("web", "r", json!(["a.example.com"]), rules)];
+    let t = translate(&s, &sel());
+    assert!(t.reports.is_empty(), "{:?}", t.reports);
+    let b = t.backends()[0];
+    let w = |server: &str| {
+        let addr = sluice_config::ServerAddr::try_from(server.to_string()).unwrap();
+        b.weights.get(&addr).copied().unwrap_or(1)
+    };
+    // Each stable endpoint 45, the canary 10: reduced, 9 + 9 against 2.
+    assert_eq!(
+        (
+            w("10.0.0.1:8443"),
+            w("10.0.0.2:8443"),
+            w("canary.internal:443")
+        ),
+        (9, 9, 2)
+    );
+    // Equal weights need none.
+    let rules = json!([{"backendRefs": [{"name": "api", "port": 443, "weight": 5},
+                                        {"name": "canary", "port": 443, "weight": 5}]}]);
+    s.http_routes = vec![route("web", "r", json!(["a.example.com"]), rules)];
+    assert!(translate(&s, &sel()).backends()[0].weights.is_empty());
+}

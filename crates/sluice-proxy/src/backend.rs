@@ -64,6 +64,8 @@ pub struct Server {
     pub warming: AtomicBool,
     /// Stable per-address value for rendezvous hashing.
     pub(crate) hash_id: u64,
+    /// Its share of the backend's traffic, relative to the others' (1 = equal).
+    pub weight: u32,
     pub metrics: ServerMetrics,
     /// This server's idle HTTP/1.1 connections (the pool's list for its key).
     pub idle: Arc<IdleList<H1>>,
@@ -127,6 +129,8 @@ pub struct ServerTemplate {
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     tls_identity: String,
     host: String,
+    /// `weights` of the config (1 unless given), for each address of this entry.
+    pub weight: u32,
 }
 
 impl ServerTemplate {
@@ -135,12 +139,14 @@ impl ServerTemplate {
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
         tls_identity: String,
         host: String,
+        weight: u32,
     ) -> Self {
         Self {
             spec,
             tls,
             tls_identity,
             host,
+            weight,
         }
     }
 
@@ -174,7 +180,14 @@ impl ServerTemplate {
         catalog: &ServerCatalog,
     ) -> Arc<Server> {
         let key = PoolKey::new(format!("{endpoint}|{}", self.tls_identity));
-        let id = (backend.as_str().to_string(), key.clone(), self.host.clone());
+        // The weight is part of who a server is: a reload that changes it makes a
+        // new server (the pooled connections stay: they are the pool key's).
+        let id = (
+            backend.as_str().to_string(),
+            key.clone(),
+            self.host.clone(),
+            self.weight,
+        );
         let mut known = catalog.servers.lock();
         if let Some(s) = known.get(&id).and_then(Weak::upgrade) {
             s.removed.store(false, Ordering::Relaxed);
@@ -217,6 +230,7 @@ impl ServerTemplate {
                 std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default(
                 )
                 .hash_one(label.as_str()),
+            weight: self.weight,
             label,
             origin,
             host: self.host.clone(),
@@ -248,7 +262,7 @@ pub struct ServerCatalog {
     pub h1: Pool<H1>,
 }
 
-type ServerId = (String, PoolKey, String);
+type ServerId = (String, PoolKey, String, u32);
 
 impl ServerCatalog {
     pub fn new(metrics: Metrics, h1: Pool<H1>) -> Self {
@@ -298,6 +312,8 @@ pub struct Backend {
     pub limiter: Limiter<Backend>,
     pub budget: RetryBudget,
     pub(crate) next: AtomicUsize,
+    /// Some server's weight is not 1: balancing follows the weights.
+    pub(crate) weighted: bool,
     pub metrics: BackendMetrics,
     pub catalog: Arc<ServerCatalog>,
     /// The backend's definition, canonical: equal definitions in two generations
@@ -331,7 +347,9 @@ impl Backend {
             })
             .collect();
         let flat: Arc<[Arc<Server>]> = entries.iter().flatten().cloned().collect();
+        let weighted = templates.iter().any(|t| t.weight != 1);
         Self {
+            weighted,
             name,
             settings,
             templates,

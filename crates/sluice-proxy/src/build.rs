@@ -94,6 +94,7 @@ pub fn backend<'a>(
             tls,
             format!("{tls_identity}|{link}"),
             host,
+            b.weights.get(addr).copied().unwrap_or(1),
         ));
     }
     let name = Name::new(&b.name);

@@ -37,3 +37,4 @@ mod streaming;
 mod tls_listeners;
 mod tunnels;
 mod upstream_h1;
+mod weights;
