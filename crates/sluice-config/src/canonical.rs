@@ -39,12 +39,17 @@ pub fn canonical(config: &Config) -> Config {
 
 /// [`canonical`] in place.
 pub fn canonicalize(c: &mut Config) {
-    c.routes
-        .sort_by(|a, b| (&a.host, &a.path_prefix).cmp(&(&b.host, &b.path_prefix)));
     for r in &mut c.routes {
         r.client_identities.sort();
         r.client_identities.dedup();
+        r.headers = std::mem::take(&mut r.headers)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
     }
+    c.routes.sort_by(|a, b| {
+        (&a.host, &a.path_prefix, &a.headers).cmp(&(&b.host, &b.path_prefix, &b.headers))
+    });
     c.listeners.sort_by(|a, b| a.name.cmp(&b.name));
     c.backends.sort_by(|a, b| a.name.cmp(&b.name));
     c.backends.iter_mut().for_each(canonicalize_backend);

@@ -141,7 +141,12 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
 
 /// `host` + `path_prefix`, like the `route` label of metrics.
 pub fn route_id(r: &Route) -> String {
-    format!("{}{}", r.host, r.path_prefix)
+    let mut id = format!("{}{}", r.host, r.path_prefix);
+    if !r.headers.is_empty() {
+        let h: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        id.push_str(&format!("[{}]", h.join(",")));
+    }
+    id
 }
 
 fn changes<T: PartialEq + Serialize>(old: &[T], new: &[T], id: impl Fn(&T) -> String) -> Changes {

@@ -216,6 +216,12 @@ pub struct Route {
     /// Others get 403 `client_identity_denied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_identities: Vec<String>,
+    /// Only requests carrying each of these headers with exactly this value (names
+    /// case-insensitive, values case-sensitive). Among routes of one host and path
+    /// prefix, the one with the most headers that all match wins; empty (default):
+    /// any request.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -284,3 +284,18 @@ fn weights_name_listed_servers_within_range_and_weight_one_is_no_weight() {
     let three = parse("t.yaml", &b("{'Y:1': 3}")).unwrap();
     assert_ne!(crate::canonical(&three), crate::canonical(&none));
 }
+
+#[test]
+fn route_headers_are_checked_and_part_of_a_routes_identity() {
+    let r =
+        |routes: &str| format!("{BASE}backends: [{{name: a, servers: ['x:1']}}]\nroutes: {routes}");
+    let e = reject(&r("[{host: h, backend: a, headers: {'bad name': v}}]"));
+    assert_eq!(e.field, "routes[0].headers", "{e}");
+    let e = reject(&r("[{host: h, backend: a, headers: {X-A: '1', x-a: '2'}}]"));
+    assert!(e.reason.contains("listed twice"), "{e}");
+    let same =
+        "[{host: h, backend: a, headers: {x-a: '1'}}, {host: h, backend: a, headers: {X-A: '1'}}]";
+    assert!(reject(&r(same)).reason.contains("same headers"));
+    let differ = "[{host: h, backend: a}, {host: h, backend: a, headers: {x-a: '1'}}]";
+    assert!(parse("t.yaml", &r(differ)).is_ok());
+}

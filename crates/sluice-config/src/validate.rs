@@ -164,11 +164,34 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
                 ),
             );
         }
-        if !seen.insert((r.host.clone(), r.path_prefix.clone())) {
+        let mut headers = std::collections::BTreeMap::new();
+        for (name, value) in &r.headers {
+            let lower = name.to_ascii_lowercase();
+            let valid = !lower.is_empty()
+                && lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !valid {
+                return err(at("headers"), format!("{name:?} is not a header name"));
+            }
+            if value.bytes().any(|b| b.is_ascii_control()) {
+                return err(
+                    at("headers"),
+                    format!("{name}: the value has control characters"),
+                );
+            }
+            if headers.insert(lower, value.clone()).is_some() {
+                return err(
+                    at("headers"),
+                    format!("{name} is listed twice (names are case-insensitive)"),
+                );
+            }
+        }
+        if !seen.insert((r.host.clone(), r.path_prefix.clone(), headers)) {
             return err(
                 at("host"),
                 format!(
-                    "another route already matches host {:?} with path_prefix {:?}",
+                    "another route already matches host {:?} with path_prefix {:?} and the same headers",
                     r.host, r.path_prefix
                 ),
             );

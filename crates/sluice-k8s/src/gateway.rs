@@ -265,14 +265,16 @@ fn route(
     out.statuses
         .push(patch("HTTPRoute", r, json!({"parents": parents})));
     let (mut served, mut seen) = (Routes::new(), BTreeSet::new());
-    for (path, backend) in &rules.paths {
-        // Within a route the first rule wins a host and path, as Gateway API says.
-        for host in hosts.iter().filter(|h| seen.insert((*h, path))) {
-            served.insert((host.clone(), path.clone(), backend.clone()));
+    for (path, headers, backend) in &rules.paths {
+        // Within a route the first rule wins a host, path and headers, as Gateway
+        // API says.
+        for host in hosts.iter().filter(|h| seen.insert((*h, path, headers))) {
+            let at = (host.clone(), path.clone(), headers.clone());
+            served.insert((at.0, at.1, at.2, backend.clone()));
         }
     }
     let mut backends = rules.backends;
-    backends.retain(|b, _| served.iter().any(|(_, _, used)| used == b));
+    backends.retain(|b, _| served.iter().any(|(_, _, _, used)| used == b));
     for gw in &attached_to {
         policies.attach(&rules.policies, gw);
     }

@@ -5,7 +5,7 @@
 //! as something it did not say.
 
 use crate::conditions::{generation, no, patch, spec, yes};
-use crate::model::{key, Report, Translation, GATEWAY_CONTROLLER, GROUP};
+use crate::model::{key, Headers, Report, Translation, GATEWAY_CONTROLLER, GROUP};
 use crate::secrets::{Files, Material, Problem};
 use crate::services::{backend, Refs, Resolved};
 use k8s_openapi::api::networking::v1::ServiceBackendPort;
@@ -28,9 +28,18 @@ pub(crate) struct Rule {
 #[serde(rename_all = "camelCase", default)]
 struct Match {
     path: Option<PathMatch>,
-    headers: Vec<Value>,
+    headers: Vec<HeaderMatch>,
     query_params: Vec<Value>,
     method: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct HeaderMatch {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: String,
+    value: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -56,8 +65,8 @@ struct BackendRef {
 /// What an HTTPRoute's rules make.
 #[derive(Default)]
 pub(crate) struct Rules {
-    /// (path prefix, backend name), in rule order.
-    pub paths: Vec<(String, String)>,
+    /// (path prefix, header conditions, backend name), in rule order.
+    pub paths: Vec<(String, Headers, String)>,
     pub backends: BTreeMap<String, Backend>,
     /// Why a backendRef does not resolve: a ResolvedRefs reason and a message.
     pub problems: Vec<(&'static str, String)>,
@@ -134,7 +143,7 @@ pub(crate) fn translate(
             }
         }
         out.kept += 1;
-        for (p, exact) in &paths {
+        for (p, exact, _) in &paths {
             if *exact {
                 let why = format!("rule {i}: path Exact {p} is served as a prefix (sluice routes match path prefixes)");
                 out.notes.push(("ExactPathAsPrefix", why));
@@ -143,7 +152,7 @@ pub(crate) fn translate(
         // No backend (none resolved, or every weight 0): the rule serves nothing.
         let Some(b) = built else { continue };
         out.paths
-            .extend(paths.into_iter().map(|(p, _)| (p, b.name.clone())));
+            .extend(paths.into_iter().map(|(p, _, h)| (p, h, b.name.clone())));
         out.backends.insert(b.name.clone(), b);
         out.policies.extend(used);
     }
@@ -184,17 +193,27 @@ fn server_weights(shares: &[(u64, Vec<String>)]) -> BTreeMap<String, u64> {
     weights
 }
 
-/// A rule's path prefixes, each with whether it was an Exact match.
-fn paths(rule: &Rule) -> Result<Vec<(String, bool)>, String> {
+/// A rule's matches: each path prefix, whether it was an Exact match, and its
+/// header conditions.
+fn paths(rule: &Rule) -> Result<Vec<(String, bool, Headers)>, String> {
     if !rule.filters.is_empty() || rule.backend_refs.iter().any(|b| !b.filters.is_empty()) {
         return Err("filters are not supported".into());
     }
     if rule.matches.is_empty() {
-        return Ok(vec![("/".into(), false)]);
+        return Ok(vec![("/".into(), false, Headers::new())]);
     }
     let path = |m: &Match| {
+        let mut headers = Headers::new();
+        for h in &m.headers {
+            if h.kind.as_deref().unwrap_or("Exact") != "Exact" {
+                return Err("only Exact header matches are supported".to_string());
+            }
+            // Of two entries naming one header, the first counts (as the spec says).
+            headers
+                .entry(h.name.to_ascii_lowercase())
+                .or_insert_with(|| h.value.clone());
+        }
         let unsupported = [
-            (!m.headers.is_empty(), "header"),
             (!m.query_params.is_empty(), "query parameter"),
             (m.method.is_some(), "method"),
         ];
@@ -209,8 +228,8 @@ fn paths(rule: &Rule) -> Result<Vec<(String, bool)>, String> {
             return Err(format!("path {value:?} does not start with /"));
         }
         match p.and_then(|p| p.kind.as_deref()).unwrap_or("PathPrefix") {
-            "PathPrefix" => Ok((value, false)),
-            "Exact" => Ok((value, true)),
+            "PathPrefix" => Ok((value, false, headers)),
+            "Exact" => Ok((value, true, headers)),
             other => Err(format!("path match type {other} is not supported")),
         }
     };

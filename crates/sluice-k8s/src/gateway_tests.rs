@@ -401,7 +401,7 @@ fn listeners_decide_which_routes_attach() {
 #[test]
 fn unsupported_matches_drop_the_rule_and_exact_paths_are_prefixes() {
     let mut s = snapshot();
-    let header = json!({"matches": [{"path": {"value": "/a"}, "headers": [{"name": "x", "value": "1"}]}],
+    let header = json!({"matches": [{"path": {"value": "/a"}, "queryParams": [{"name": "x", "value": "1"}]}],
                         "backendRefs": [{"name": "api", "port": 443}]});
     let exact = json!({"matches": [{"path": {"type": "Exact", "value": "/b"}}],
                        "backendRefs": [{"name": "api", "port": 443}]});
@@ -432,6 +432,33 @@ fn unsupported_matches_drop_the_rule_and_exact_paths_are_prefixes() {
     assert_eq!(
         status(&t, "Gateway", "gw")["listeners"][0]["attachedRoutes"],
         1
+    );
+}
+
+#[test]
+fn exact_header_matches_become_route_conditions() {
+    let mut s = snapshot();
+    let rules = json!([
+        {"matches": [{"path": {"value": "/"},
+                      "headers": [{"name": "X-Env", "value": "canary"}, {"name": "x-env", "value": "ignored"}]}],
+         "backendRefs": [{"name": "api", "port": 443}]},
+        {"matches": [{"headers": [{"type": "RegularExpression", "name": "x", "value": ".*"}]}],
+         "backendRefs": [{"name": "api", "port": 443}]}
+    ]);
+    s.http_routes = vec![route("web", "r", json!(["a.example.com"]), rules)];
+    let t = translate(&s, &sel());
+    let routes = t.routes();
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    let want: std::collections::BTreeMap<String, String> =
+        [("x-env".to_string(), "canary".to_string())].into();
+    assert_eq!(
+        routes[0].headers, want,
+        "the first of two entries naming one header"
+    );
+    assert!(
+        t.reports[0].message.contains("only Exact header matches"),
+        "{:?}",
+        t.reports
     );
 }
 

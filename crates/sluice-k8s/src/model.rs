@@ -170,11 +170,12 @@ pub(crate) fn group(
         backends: backends.into_values().collect(),
         routes: routes
             .into_iter()
-            .map(|(host, path_prefix, backend)| Route {
+            .map(|(host, path_prefix, headers, backend)| Route {
                 host,
                 path_prefix,
                 backend,
                 client_identities: Vec::new(),
+                headers,
             })
             .collect(),
         certificates,
@@ -184,5 +185,8 @@ pub(crate) fn group(
 /// The files a translation needs (certificates, keys, CA bundles), by path.
 pub type Files = BTreeMap<std::path::PathBuf, Arc<[u8]>>;
 
-/// (host, path prefix, backend name).
-pub(crate) type Routes = BTreeSet<(String, String, String)>;
+/// Header name (lower case) → the exact value a route requires.
+pub(crate) type Headers = BTreeMap<String, String>;
+
+/// (host, path prefix, header conditions, backend name).
+pub(crate) type Routes = BTreeSet<(String, String, Headers, String)>;

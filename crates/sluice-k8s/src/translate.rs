@@ -179,7 +179,8 @@ fn ingress(
             });
         match built {
             Ok(b) => {
-                parts.routes.insert((host, path, b.name.clone()));
+                let headers = crate::model::Headers::new();
+                parts.routes.insert((host, path, headers, b.name.clone()));
                 parts.backends.entry(b.name.clone()).or_insert(b);
             }
             Err((reason, message)) => reports.push(report(reason, message)),

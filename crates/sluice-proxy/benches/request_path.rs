@@ -116,10 +116,11 @@ fn route(c: &mut Criterion) {
     let one = one_route();
     g.bench_function("exact/1_route", |b| {
         b.iter(|| {
-            black_box(
-                one.router
-                    .find(black_box("api.test"), black_box("/v1/items")),
-            )
+            black_box(one.router.find(
+                black_box("api.test"),
+                black_box("/v1/items"),
+                &http::HeaderMap::new(),
+            ))
             .is_some()
         })
     });
@@ -151,7 +152,11 @@ fn route(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 i = (i + 1) % hosts.len();
-                black_box(many.router.find(&hosts[i], black_box(path))).is_some()
+                black_box(
+                    many.router
+                        .find(&hosts[i], black_box(path), &http::HeaderMap::new()),
+                )
+                .is_some()
             })
         });
     }
@@ -231,7 +236,10 @@ fn idle(c: &mut Criterion) {
 /// Not included: Host parsing, head rewriting, request ids, access-log and request
 /// metrics (see bench/micro/README.md).
 fn request(rt: &Runtime, host: &str, path: &str, headers: &http::HeaderMap) {
-    let route = rt.router.find(host, path).expect("a route");
+    let route = rt
+        .router
+        .find(host, path, &http::HeaderMap::new())
+        .expect("a route");
     let backend = &route.backend;
     backend.budget.request();
     let hash = backend.hash_key(headers, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));

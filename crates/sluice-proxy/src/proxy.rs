@@ -172,7 +172,10 @@ impl Proxy {
         // Configured routes win; on a forward listener the rest goes to the
         // destination the request names.
         let destination;
-        let (route_label, backend) = match (rt.router.find(&host, parts.uri.path()), forward) {
+        let (route_label, backend) = match (
+            rt.router.find(&host, parts.uri.path(), &parts.headers),
+            forward,
+        ) {
             (Some(route), _) => {
                 let identity = client.tls.as_deref().and_then(|t| t.identity.as_deref());
                 if !route.admits(identity) {

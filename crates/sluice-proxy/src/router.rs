@@ -1,7 +1,9 @@
 //! Host (and path prefix) → route. Exact hosts win over wildcards, a longer wildcard
 //! suffix over a shorter one, and `*` comes last; within a host, the longest matching
 //! path prefix wins. If no prefix matches for the most specific host, less specific
-//! host rules are tried.
+//! host rules are tried. Among routes of one prefix, those with header conditions
+//! come first, most conditions first (Gateway API's precedence), and the first whose
+//! conditions all hold is the match.
 
 use crate::backend::Backend;
 use crate::metrics::Name;
@@ -16,9 +18,21 @@ pub struct Route {
     pub label: Name,
     /// `routes[].client_identities`; empty: anyone.
     pub identities: Arc<[String]>,
+    /// `routes[].headers`: each must be present with exactly this value.
+    pub headers: Arc<[(http::HeaderName, String)]>,
 }
 
 impl Route {
+    fn matches(&self, path: &str, headers: &http::HeaderMap) -> bool {
+        path.starts_with(self.prefix.as_str())
+            && self.headers.iter().all(|(name, want)| {
+                headers
+                    .get_all(name)
+                    .iter()
+                    .any(|v| v.as_bytes() == want.as_bytes())
+            })
+    }
+
     /// Whether a client with this verified identity (or none) may use the route.
     pub fn admits(&self, identity: Option<&str>) -> bool {
         if self.identities.is_empty() {
@@ -53,30 +67,35 @@ impl Router {
             self.exact.entry(host.to_string()).or_default()
         };
         list.push(route);
-        list.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        list.sort_by_key(|r| std::cmp::Reverse((r.prefix.len(), r.headers.len())));
     }
 
     /// Finds the route for a request. `host` must be lower-case without a port.
-    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
-        if let Some(r) = self.exact.get(host).and_then(|l| by_prefix(l, path)) {
+    pub fn find(&self, host: &str, path: &str, headers: &http::HeaderMap) -> Option<&Route> {
+        if let Some(r) = self.exact.get(host).and_then(|l| first(l, path, headers)) {
             return Some(r);
         }
         if !self.wildcard.is_empty() {
             let mut rest = host;
             while let Some((_, suffix)) = rest.split_once('.') {
-                if let Some(r) = self.wildcard.get(suffix).and_then(|l| by_prefix(l, path)) {
+                if let Some(r) = self
+                    .wildcard
+                    .get(suffix)
+                    .and_then(|l| first(l, path, headers))
+                {
                     return Some(r);
                 }
                 rest = suffix;
             }
         }
-        by_prefix(&self.any, path)
+        first(&self.any, path, headers)
     }
 }
 
-/// Routes are sorted longest prefix first, so the first match is the longest.
-fn by_prefix<'a>(list: &'a [Route], path: &str) -> Option<&'a Route> {
-    list.iter().find(|r| path.starts_with(r.prefix.as_str()))
+/// Routes are sorted longest prefix first (then most header conditions first), so
+/// the first match is the most specific.
+fn first<'a>(list: &'a [Route], path: &str, headers: &http::HeaderMap) -> Option<&'a Route> {
+    list.iter().find(|r| r.matches(path, headers))
 }
 
 /// The host of a `Host` header or authority: lower-cased, port and brackets removed.

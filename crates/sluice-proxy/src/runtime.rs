@@ -96,7 +96,13 @@ pub fn compile(
                 format!("unknown backend {:?}", r.backend),
             )
         })?;
-        let label = Name::new(&format!("{}{}", r.host, r.path_prefix));
+        let label = Name::new(&sluice_config::route_id(r));
+        let mut headers = Vec::with_capacity(r.headers.len());
+        for (name, value) in &r.headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| fail(format!("routes[{i}].headers"), format!("{name}: {e}")))?;
+            headers.push((name, value.clone()));
+        }
         router.add(
             &r.host,
             Route {
@@ -104,6 +110,7 @@ pub fn compile(
                 backend,
                 label,
                 identities: r.client_identities.clone().into(),
+                headers: headers.into(),
             },
         );
     }
@@ -156,8 +163,24 @@ mod tests {
     }
 
     fn backend_for(rt: &Runtime, host: &str, path: &str) -> Option<String> {
+        backend_with(rt, host, path, &[])
+    }
+
+    fn backend_with(
+        rt: &Runtime,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<String> {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
         rt.router
-            .find(host, path)
+            .find(host, path, &h)
             .map(|r| r.backend.name.as_str().to_string())
     }
 
@@ -185,6 +208,30 @@ mod tests {
             "wildcard excludes the apex"
         );
         assert_eq!(backend_for(&rt, "other.org", "/").as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn header_conditions_narrow_a_route_and_fall_back_to_a_wider_host() {
+        let rt = runtime(
+            "[{host: api.example.com, backend: a, headers: {X-Env: canary}},
+              {host: '*.example.com', backend: b}]",
+        );
+        let env = [("x-env", "canary")];
+        assert_eq!(
+            backend_with(&rt, "api.example.com", "/", &env).as_deref(),
+            Some("a")
+        );
+        // Any of a repeated header's values may match.
+        let both = [("x-env", "prod"), ("x-env", "canary")];
+        assert_eq!(
+            backend_with(&rt, "api.example.com", "/", &both).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            backend_for(&rt, "api.example.com", "/").as_deref(),
+            Some("b"),
+            "no condition holds: the wildcard host's route"
+        );
     }
 
     #[test]

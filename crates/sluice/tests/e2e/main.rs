@@ -31,6 +31,7 @@ mod reload_churn;
 mod reload_live;
 mod resilience;
 mod routing;
+mod routing_headers;
 mod shutdown;
 mod sockets;
 mod streaming;
