@@ -94,7 +94,14 @@ async fn an_upstream_reset_mid_body_resets_the_client_and_is_counted() {
             c.send(format!("GET /cut {version}\r\nHost: app.test\r\n\r\n").as_bytes())
                 .await;
             let (answer, ending) = c.read_to_end(Duration::from_secs(10)).await;
-            assert!(answer.contains(" 200 OK\r\n"), "{answer:?}");
+            // The head reaches the client with the first body bytes. When the reset
+            // comes before sluice has read those (a loaded machine), the kernel drops
+            // them with the connection and the head never leaves: then the client
+            // sees the reset alone. Either way, never a clean end.
+            assert!(
+                answer.is_empty() || answer.contains(" 200 OK\r\n"),
+                "{answer:?}"
+            );
             assert_eq!(ending, Ending::Reset, "{version}: got {answer:?}");
         }
         sluice
