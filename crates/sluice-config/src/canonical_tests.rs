@@ -177,7 +177,7 @@ fn defaults_written_out_equal_defaults_left_out() -> Result<(), ConfigError> {
                     shutdown: {drain_timeout: 30s}\n\
                     limits: {max_client_connections: 0}\n\
                     config: {watch: false, watch_debounce: 200ms}\n\
-                    listeners: [{name: e, bind: '127.0.0.1:80', backlog: 1024, keepalive_timeout: 1m, \
+                    listeners: [{name: e, bind: '127.0.0.1:80', keepalive_timeout: 1m, \
                     request_header_timeout: 10s, request_body_idle_timeout: 60s, send_timeout: 60000ms, half_close: false}]\n\
                     backends: [{name: a, servers: ['X:1'], protocol: http1, balance: least_request, \
                     pool: {max_idle_per_server: 64, idle_timeout: 60s, max_lifetime: 1h}, \

@@ -90,7 +90,7 @@ fn a_reordered_config_is_no_change() -> Result<(), ConfigError> {
     let new = config(
         "backends: [{servers: ['c:1'], name: b}, {name: a, servers: ['b:1', 'a:1']}]\n\
          routes: [{host: y, backend: b}, {backend: a, host: X}]\n\
-         listeners: [{name: f, bind: '127.0.0.1:1'}, {name: e, bind: '127.0.0.1:0', backlog: 1024}]",
+         listeners: [{name: f, bind: '127.0.0.1:1'}, {name: e, bind: '127.0.0.1:0', keepalive_timeout: 60s}]",
     )?;
     let d = diff(&old, &new);
     assert!(d.is_empty(), "{d}");

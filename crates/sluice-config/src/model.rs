@@ -152,9 +152,11 @@ pub struct Listener {
     /// File mode of a Unix socket, octal string like "0660" (default: left to the umask).
     #[serde(default)]
     pub mode: Option<FileMode>,
-    /// Listen backlog (pending connections the kernel queues before accept).
-    #[serde(default = "default_backlog")]
-    pub backlog: u32,
+    /// Listen backlog (pending connections the kernel queues before accept). Absent:
+    /// the kernel's `net.core.somaxconn`, read at start (a larger value would be cut
+    /// to it silently; sluice warns instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u32>,
     /// How long an idle keep-alive connection (no request started) stays open; then it
     /// is closed without a response.
     #[serde(default = "default_client_keepalive")]
@@ -625,9 +627,6 @@ fn default_watch_debounce() -> HumanDuration {
 }
 fn default_drain() -> HumanDuration {
     HumanDuration::secs(30)
-}
-fn default_backlog() -> u32 {
-    1024
 }
 fn default_client_keepalive() -> HumanDuration {
     HumanDuration::secs(60)

@@ -69,7 +69,7 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         if l.mode.is_some() && !matches!(l.bind, crate::BindAddr::Unix(_)) {
             return err(at("mode"), "mode only applies to unix: listeners");
         }
-        if l.backlog == 0 {
+        if l.backlog == Some(0) {
             return err(at("backlog"), "must be at least 1");
         }
         positive(&at("keepalive_timeout"), l.keepalive_timeout.get())?;
@@ -537,7 +537,7 @@ mod tests {
     #[test]
     fn minimal_config_gets_documented_defaults() -> Result<(), crate::ConfigError> {
         let c = parse("t.yaml", BASE)?;
-        assert_eq!(c.listeners[0].backlog, 1024);
+        assert_eq!(c.listeners[0].backlog, None, "the kernel's somaxconn");
         assert!(c.log.access_log);
         assert_eq!(c.shutdown.drain_timeout.get().as_secs(), 30);
         Ok(())

@@ -13,6 +13,8 @@ pub struct ProcessControl {
     pub reloader: Arc<Reloader>,
     /// The data path's runtime: reload tasks (DNS, checks, listeners) belong there.
     pub main: Handle,
+    /// What was decided at start and is not in the file (workers and why).
+    pub process: serde_json::Value,
 }
 
 impl Control for ProcessControl {
@@ -41,7 +43,7 @@ impl Control for ProcessControl {
     }
 
     fn config(&self) -> String {
-        reload::config_json(&self.reloader.view())
+        reload::config_json(&self.reloader.view(), &self.process)
     }
 
     fn pools(&self) -> String {

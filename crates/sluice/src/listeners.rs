@@ -29,6 +29,23 @@ pub struct Listeners {
     client_limit: Option<Arc<Semaphore>>,
 }
 
+/// The listen backlog of listener `i`: its own, else the kernel's ceiling
+/// (`net.core.somaxconn`). One above the ceiling is cut to it by the kernel without
+/// a word, so it is said here, with the sysctl to raise.
+fn backlog(i: usize, l: &ListenerConfig) -> u32 {
+    let ceiling = crate::host::somaxconn();
+    match (l.backlog, ceiling) {
+        (Some(b), Some(max)) if b > max => {
+            tracing::warn!(listener = %l.name, backlog = b, somaxconn = max, "listeners[{i}].backlog is above net.core.somaxconn: the kernel queues at most {max}; raise the sysctl (sysctl -w net.core.somaxconn={b}) or the backlog is {max}");
+            b
+        }
+        (Some(b), _) => b,
+        (None, Some(max)) => max,
+        // No /proc (not Linux, or hidden): the common default of Linux since 5.4.
+        (None, None) => 4096,
+    }
+}
+
 /// A listener is the same listener when its bind address is the same (so renaming it
 /// keeps its socket). Binds to port 0 are all different: they are told apart by name.
 fn key(l: &ListenerConfig) -> String {
@@ -93,8 +110,10 @@ impl Listeners {
             if self.running.contains_key(&key(l)) {
                 continue;
             }
-            let listener = sluice_net::bind(&l.bind, l.backlog, l.mode)
+            let backlog = backlog(i, l);
+            let listener = sluice_net::bind(&l.bind, backlog, l.mode)
                 .map_err(|e| format!("listeners[{i}] ({}): cannot bind {}: {e}", l.name, l.bind))?;
+            tracing::info!(listener = %l.name, backlog, "listen backlog");
             entries.push((key(l), listener, settings(l, &self.client_limit, tls)));
         }
         Ok(Bound { entries })

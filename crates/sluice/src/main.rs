@@ -4,6 +4,7 @@ mod cert_watch;
 mod check;
 mod check_tls;
 mod control;
+mod host;
 mod kubernetes;
 mod listeners;
 mod logging;

@@ -519,12 +519,13 @@ pub fn answer(o: &Outcome) -> (u16, String) {
     (status, body)
 }
 
-/// The JSON of `GET /config`.
-pub fn config_json(view: &CurrentView) -> String {
+/// The JSON of `GET /config`; `process`: what start decided (workers).
+pub fn config_json(view: &CurrentView, process: &Value) -> String {
     json!({
         "generation": view.generation,
         "config": view.config,
         "last_reload": view.last,
+        "process": process,
     })
     .to_string()
 }

@@ -52,10 +52,8 @@ pub fn run(path: &Path, kubernetes: bool) -> ExitCode {
         }
     };
     logging::init(&config.log);
-    let workers = match config.runtime.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let chosen = crate::host::workers(config.runtime.workers);
+    let workers = chosen.count;
     let runtime = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -75,7 +73,7 @@ pub fn run(path: &Path, kubernetes: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, path, workers)) {
+    match runtime.block_on(serve(config, path, chosen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -85,7 +83,7 @@ pub fn run(path: &Path, kubernetes: bool) -> ExitCode {
     }
 }
 
-async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String> {
+async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Result<(), String> {
     // Before anything is bound: a SIGTERM from here on drains instead of killing us.
     let mut signals = Signals::install()?;
     let mut registry = Registry::default();
@@ -137,6 +135,10 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
                 control: Some(Arc::new(ProcessControl {
                     reloader: reloader.clone(),
                     main: tokio::runtime::Handle::current(),
+                    process: serde_json::json!({
+                        "workers": workers.count,
+                        "workers_from": workers.source,
+                    }),
                 })),
             },
         )?;
@@ -162,7 +164,7 @@ async fn serve(config: Config, path: &Path, workers: usize) -> Result<(), String
             None
         }
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, config = %path.display(), "sluice started");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), workers = workers.count, workers_from = %workers.source, config = %path.display(), "sluice started");
 
     let signal = loop {
         match signals.wait().await {

@@ -15,6 +15,7 @@ mod errors;
 mod forward;
 mod grpc;
 mod health;
+mod host_limits;
 mod hostile_clients;
 mod http2;
 mod http2_clients;

@@ -119,9 +119,7 @@ fn reordered(seed: usize, o1: &Origin, o2: &Origin, certs: &Certs) -> String {
         .enumerate()
         .map(|(i, (name, bind))| {
             if explicit(i) {
-                format!(
-                    r#"{{bind: "{bind}", backlog: 1024, keepalive_timeout: 60s, name: {name}}}"#
-                )
+                format!(r#"{{bind: "{bind}", keepalive_timeout: 60s, name: {name}}}"#)
             } else {
                 format!(r#"{{name: {name}, bind: "{bind}"}}"#)
             }
