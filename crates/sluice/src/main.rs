@@ -1,9 +1,11 @@
-//! `sluice`: the command line. `run` serves, `check` validates a config like `nginx -t`.
+//! `sluice`: the command line. `run` serves, `check` validates a config like `nginx -t`,
+//! `doctor` explains the host's port limits.
 
 mod cert_watch;
 mod check;
 mod check_tls;
 mod control;
+mod doctor;
 mod host;
 mod kubernetes;
 mod listeners;
@@ -62,6 +64,19 @@ enum Command {
         #[arg(long, value_name = "OLD")]
         diff: Option<PathBuf>,
     },
+    /// Explain this host's connection limits: local ports, TIME_WAIT and
+    /// ESTABLISHED per destination, the sysctls and cgroup limits that matter, the
+    /// ceilings they set (new connections per second per destination), and what to
+    /// change, most effective first. Reads /proc; changes nothing.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// A destination to report on (host:port; repeat for more). Default: the
+        /// ten holding the most local ports.
+        #[arg(long, value_name = "HOST:PORT")]
+        destination: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,5 +84,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config, diff } => check::run(&config, diff.as_deref()),
         Command::Run { config, kubernetes } => run::run(&config, kubernetes),
+        Command::Doctor { json, destination } => doctor::run(json, &destination),
     }
 }

@@ -40,6 +40,25 @@ pub fn cpu_limit() -> Option<CpuLimit> {
     found
 }
 
+/// The memory limit of sluice's cgroup, in bytes (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`; a v1 "no limit" is a huge number, not reported).
+pub fn memory_limit() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    controller_dirs(&cgroups, &mounts, "memory")
+        .into_iter()
+        .filter_map(|d| {
+            let file = if d.version == 2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            read(&d.path.join(file))?.trim().parse::<u64>().ok()
+        })
+        .filter(|b| *b < (1 << 60))
+        .min()
+}
+
 fn read(p: &Path) -> Option<String> {
     std::fs::read_to_string(p).ok()
 }

@@ -3,6 +3,8 @@
 //! the limits that decide how many connections a destination can take.
 
 pub mod cgroup;
+pub mod facts;
+pub mod sockets;
 
 /// How many worker threads the data plane runs, and why that many.
 #[derive(Debug, Clone, PartialEq, Eq)]

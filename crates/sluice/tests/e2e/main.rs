@@ -11,6 +11,7 @@ mod cli;
 mod client_framing;
 mod config_limits;
 mod dns;
+mod doctor;
 mod errors;
 mod forward;
 mod grpc;
