@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 struct Running {
     name: String,
+    /// The address it got (port 0 resolved); `None` for Unix sockets.
+    addr: Option<std::net::SocketAddr>,
     settings: watch::Sender<ListenerSettings>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Drain>,
@@ -102,6 +104,14 @@ impl Listeners {
         }
     }
 
+    /// The TCP listeners serving, by name, with the addresses they got.
+    pub fn tcp_addrs(&self) -> Vec<(String, std::net::SocketAddr)> {
+        self.running
+            .values()
+            .filter_map(|r| r.addr.map(|a| (r.name.clone(), a)))
+            .collect()
+    }
+
     /// Binds the listeners of `config` that are not running yet. Nothing serves until
     /// [`Listeners::commit`]; dropping the result closes them again.
     pub fn bind_new(&self, config: &Config, tls: &LoadedTls) -> Result<Bound, String> {
@@ -162,9 +172,12 @@ impl Listeners {
             }
         }
         for (k, listener, s) in bound.entries {
-            let addr = listener
-                .local_addr()
-                .map_or_else(|_| k.clone(), |a| a.to_string());
+            let bound = listener.local_addr().ok();
+            let tcp = match &bound {
+                Some(sluice_config::BindAddr::Tcp(a)) => Some(*a),
+                _ => None,
+            };
+            let addr = bound.map_or_else(|| k.clone(), |a| a.to_string());
             tracing::info!(listener = %s.name, addr = %addr, "listening");
             let name = s.name.clone();
             let (settings_tx, settings_rx) = watch::channel(s);
@@ -178,6 +191,7 @@ impl Listeners {
             self.running.insert(
                 k,
                 Running {
+                    addr: tcp,
                     name,
                     settings: settings_tx,
                     stop: stop_tx,

@@ -94,6 +94,7 @@ async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Re
         .set(1);
     registry.register("sluice_build_info", "sluice version", info);
     let reload_metrics = ReloadMetrics::register(&mut registry);
+    let host_metrics = crate::host::metrics::HostMetrics::register(&mut registry);
     let shared = Arc::new(sluice_proxy::Registry::new(metrics));
     let runtime = sluice_proxy::compile(&config, &shared, None, &path.display().to_string())
         .map_err(|e| e.to_string())?;
@@ -125,6 +126,7 @@ async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Re
         reload_metrics,
     ));
 
+    let host = sample_host(host_metrics, reloader.clone());
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(admin) = &config.admin {
         start_admin(
@@ -200,6 +202,7 @@ async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Re
     }
     reaper.abort();
     tasks.abort();
+    host.abort();
     proxy.pools().h1.clear();
     proxy.pools().h2.clear();
     Ok(())
@@ -216,6 +219,52 @@ fn sample_tasks(gauge: Gauge) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             gauge.set(handle.metrics().num_alive_tasks() as i64);
+        }
+    })
+}
+
+/// Samples the host's limits (`sluice_host_*`) every few seconds, reading `/proc` on
+/// the blocking pool; the addresses of interest are the listeners' and the backends'
+/// servers' at each sample.
+fn sample_host(
+    metrics: crate::host::metrics::HostMetrics,
+    reloader: Arc<Reloader>,
+) -> tokio::task::JoinHandle<()> {
+    use crate::host::metrics::{Known, Sampler, EVERY};
+    tokio::spawn(async move {
+        let mut sampler = Sampler::default();
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tick.tick().await;
+            let listeners = reloader.listeners().lock().await.tcp_addrs();
+            let destinations = reloader
+                .proxy()
+                .runtime()
+                .backends
+                .iter()
+                .flat_map(|b| b.servers().iter().cloned().collect::<Vec<_>>())
+                .filter_map(|s| match s.target.endpoint {
+                    sluice_net::Endpoint::Tcp(a) => Some(a),
+                    sluice_net::Endpoint::Unix(_) => None,
+                })
+                .collect();
+            let known = Known {
+                listeners,
+                destinations,
+            };
+            let m = metrics.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                sampler.sample(&m, &known);
+                sampler
+            })
+            .await;
+            match done {
+                Ok(s) => sampler = s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "host metrics: a sample failed; stopped");
+                    return;
+                }
+            }
         }
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod facts;
+pub mod metrics;
 pub mod sockets;
 
 /// How many worker threads the data plane runs, and why that many.

@@ -14,6 +14,8 @@ pub struct Socket {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub state: u8,
+    /// `rx_queue`: for a listening socket, the connections waiting to be accepted.
+    pub queued: u64,
 }
 
 /// Every socket listed in both tables (a missing table, say without IPv6, is empty).
@@ -32,10 +34,13 @@ pub fn parse(text: &str) -> Vec<Socket> {
         .filter_map(|line| {
             let mut f = line.split_whitespace();
             let (_, local, remote, state) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            let queues = f.next().unwrap_or("0:0");
+            let rx = queues.split_once(':').map_or("0", |(_, rx)| rx);
             Some(Socket {
                 local: addr(local)?,
                 remote: addr(remote)?,
                 state: u8::from_str_radix(state, 16).ok()?,
+                queued: u64::from_str_radix(rx, 16).unwrap_or(0),
             })
         })
         .collect()
@@ -115,10 +120,11 @@ mod tests {
            1: 0100007F:9C40 0100007F:01BB 01 00000000:00000000\n\
            2: 0100007F:9C41 0100007F:01BB 06 00000000:00000000\n\
            3: 0100007F:01BB 0100007F:9C40 01 00000000:00000000\n\
-           4: 0100007F:9C50 00000000:0000 0A 00000000:00000000\n\
+           4: 0100007F:9C50 00000000:0000 0A 00000000:0000000C\n\
            5: 0100007F:9C50 0100007F:C350 01 00000000:00000000\n";
         let socks = parse(v4);
         assert_eq!(socks.len(), 6);
+        assert_eq!(socks[4].queued, 12, "a listener's accept queue");
         assert_eq!(socks[1].local, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(socks[1].remote, "127.0.0.1:443".parse().unwrap());
         let d = by_destination(&socks, (40000, 40099));

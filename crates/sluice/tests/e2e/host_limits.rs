@@ -149,3 +149,55 @@ async fn the_backlog_defaults_to_somaxconn_and_one_above_it_is_warned_about() {
         "the kernel cut it"
     );
 }
+
+/// `sluice_host_*`: after traffic to an origin, its address is a destination with
+/// ports in use; the listener's accept queue and the kernel's counters are exported;
+/// and every metric family sluice exports is in the README's metrics table.
+#[tokio::test]
+async fn host_metrics_show_ports_per_destination_and_every_metric_is_documented() {
+    let origin = sluice_testkit::Origin::start().await;
+    let yaml = sluice_testkit::app_config(&[origin.server_spec()], "");
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    assert_eq!(
+        sluice_testkit::get(egress, "api.test", "/").await.status,
+        200
+    );
+    let destination = format!(
+        r#"sluice_host_destination_ports_in_use{{destination="{}"}}"#,
+        origin.addr()
+    );
+    sluice.wait_for_metric(&destination, |v| v >= 1.0).await;
+    let ports: f64 = {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let r: Vec<f64> = range
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        r[1] - r[0] + 1.0
+    };
+    sluice
+        .wait_for_metric("sluice_host_local_ports", |v| v == ports)
+        .await;
+    let text = sluice.metrics().await;
+    for series in [
+        r#"sluice_listener_accept_queue{listener="egress"}"#,
+        "sluice_host_listen_overflows_total",
+        r#"sluice_host_outgoing_connections{state="time_wait"}"#,
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    let readme = include_str!("../../../../README.md");
+    let undocumented: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| {
+            !readme.contains(&format!("`{name}`")) && !readme.contains(&format!("`{name}_total`"))
+        })
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in the README's metrics table: {undocumented:?}"
+    );
+}
