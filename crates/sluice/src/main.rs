@@ -5,8 +5,10 @@ mod cert_watch;
 mod check;
 mod check_tls;
 mod control;
+mod demo;
 mod doctor;
 mod host;
+mod host_sampler;
 mod kubernetes;
 mod listeners;
 mod logging;
@@ -64,6 +66,18 @@ enum Command {
         #[arg(long, value_name = "OLD")]
         diff: Option<PathBuf>,
     },
+    /// Show the point offline: an HTTPS origin with a certificate made at start,
+    /// sluice in front of it, and a client opening a new connection per call (as PHP
+    /// does). Prints latency straight to the origin and through sluice, and the
+    /// connections the origin saw; then sluice keeps running until Ctrl-C.
+    Demo {
+        /// Calls made each way.
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+        /// Stop this long after the figures instead of waiting for Ctrl-C (`5s`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        exit_after: Option<std::time::Duration>,
+    },
     /// Explain this host's connection limits: local ports, TIME_WAIT and
     /// ESTABLISHED per destination, the sysctls and cgroup limits that matter, the
     /// ceilings they set (new connections per second per destination), and what to
@@ -85,5 +99,6 @@ fn main() -> ExitCode {
         Command::Check { config, diff } => check::run(&config, diff.as_deref()),
         Command::Run { config, kubernetes } => run::run(&config, kubernetes),
         Command::Doctor { json, destination } => doctor::run(json, &destination),
+        Command::Demo { calls, exit_after } => demo::run(calls, exit_after),
     }
 }

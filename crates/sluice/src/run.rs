@@ -126,7 +126,7 @@ async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Re
         reload_metrics,
     ));
 
-    let host = sample_host(host_metrics, reloader.clone());
+    let host = crate::host_sampler::start(host_metrics, reloader.clone());
     let ready = Arc::new(AtomicBool::new(false));
     if let Some(admin) = &config.admin {
         start_admin(
@@ -219,52 +219,6 @@ fn sample_tasks(gauge: Gauge) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             gauge.set(handle.metrics().num_alive_tasks() as i64);
-        }
-    })
-}
-
-/// Samples the host's limits (`sluice_host_*`) every few seconds, reading `/proc` on
-/// the blocking pool; the addresses of interest are the listeners' and the backends'
-/// servers' at each sample.
-fn sample_host(
-    metrics: crate::host::metrics::HostMetrics,
-    reloader: Arc<Reloader>,
-) -> tokio::task::JoinHandle<()> {
-    use crate::host::metrics::{Known, Sampler, EVERY};
-    tokio::spawn(async move {
-        let mut sampler = Sampler::default();
-        let mut tick = tokio::time::interval(EVERY);
-        loop {
-            tick.tick().await;
-            let listeners = reloader.listeners().lock().await.tcp_addrs();
-            let destinations = reloader
-                .proxy()
-                .runtime()
-                .backends
-                .iter()
-                .flat_map(|b| b.servers().iter().cloned().collect::<Vec<_>>())
-                .filter_map(|s| match s.target.endpoint {
-                    sluice_net::Endpoint::Tcp(a) => Some(a),
-                    sluice_net::Endpoint::Unix(_) => None,
-                })
-                .collect();
-            let known = Known {
-                listeners,
-                destinations,
-            };
-            let m = metrics.clone();
-            let done = tokio::task::spawn_blocking(move || {
-                sampler.sample(&m, &known);
-                sampler
-            })
-            .await;
-            match done {
-                Ok(s) => sampler = s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "host metrics: a sample failed; stopped");
-                    return;
-                }
-            }
         }
     })
 }

@@ -27,6 +27,7 @@ pub struct HostMetrics {
     overflows: Counter,
     drops: Counter,
     accept_queue: Family<Labels, Gauge>,
+    reuse: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 impl HostMetrics {
@@ -61,6 +62,11 @@ impl HostMetrics {
             "Connections waiting in a listener's accept queue now",
             m.accept_queue.clone(),
         );
+        r.register(
+            "backend_reuse_ratio",
+            "Requests per upstream connection opened, over the backend's current servers (1 = no reuse at all)",
+            m.reuse.clone(),
+        );
         m
     }
 }
@@ -70,6 +76,8 @@ impl HostMetrics {
 pub struct Known {
     pub listeners: Vec<(String, SocketAddr)>,
     pub destinations: BTreeSet<SocketAddr>,
+    /// Per backend: connections opened and requests that reused one.
+    pub reuse: Vec<(String, u64, u64)>,
 }
 
 /// Kernel counters at the last sample, to count what happened since.
@@ -77,6 +85,7 @@ pub struct Known {
 pub struct Sampler {
     last: Option<(u64, u64)>,
     shown: BTreeSet<SocketAddr>,
+    backends: BTreeSet<String>,
 }
 
 impl Sampler {
@@ -120,6 +129,19 @@ impl Sampler {
                 .get_or_create(&vec![("listener", name.clone())])
                 .set(queued as i64);
         }
+        let now: BTreeSet<String> = known.reuse.iter().map(|(b, _, _)| b.clone()).collect();
+        for gone in self.backends.difference(&now) {
+            m.reuse.remove(&vec![("backend", gone.clone())]);
+        }
+        for (backend, opened, reused) in &known.reuse {
+            if *opened > 0 {
+                let ratio = (opened + reused) as f64 / *opened as f64;
+                m.reuse
+                    .get_or_create(&vec![("backend", backend.clone())])
+                    .set(ratio);
+            }
+        }
+        self.backends = now;
         if let Some((overflows, drops)) = listen_counters() {
             if let Some((o, d)) = self.last {
                 m.overflows.inc_by(overflows.saturating_sub(o));

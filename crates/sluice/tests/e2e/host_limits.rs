@@ -159,10 +159,14 @@ async fn host_metrics_show_ports_per_destination_and_every_metric_is_documented(
     let yaml = sluice_testkit::app_config(&[origin.server_spec()], "");
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
-    assert_eq!(
-        sluice_testkit::get(egress, "api.test", "/").await.status,
-        200
-    );
+    for _ in 0..3 {
+        let r = sluice_testkit::get(egress, "api.test", "/").await;
+        assert_eq!(r.status, 200);
+    }
+    // Three requests over one pooled upstream connection.
+    sluice
+        .wait_for_metric(r#"sluice_backend_reuse_ratio{backend="app"}"#, |v| v == 3.0)
+        .await;
     let destination = format!(
         r#"sluice_host_destination_ports_in_use{{destination="{}"}}"#,
         origin.addr()
