@@ -15,6 +15,8 @@ command -v h2load >/dev/null || pkgs+=(nghttp2-client)
 # The Kubernetes tests' API server: its certificates are made with openssl.
 command -v openssl >/dev/null || pkgs+=(openssl)
 command -v ss >/dev/null || pkgs+=(iproute2)
+# The dashboard test drives headless Chromium through chromedriver.
+command -v chromedriver >/dev/null || pkgs+=(chromium chromium-driver)
 /usr/bin/python3 -c 'import httpx, h2' 2>/dev/null || pkgs+=(python3-httpx python3-h2)
 ((${#pkgs[@]})) || exit 0
 [[ $(id -u) == 0 ]] || die "the tests need ${pkgs[*]}; run as root to install them"

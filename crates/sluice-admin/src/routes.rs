@@ -10,7 +10,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The answer to an unknown path, so a person poking at the port learns what is there.
-const ENDPOINTS: &str = "endpoints: GET /metrics /healthz /readyz /config /pools, POST /reload\n";
+const ENDPOINTS: &str =
+    "endpoints: GET / (dashboard) /metrics /healthz /readyz /config /pools, POST /reload\n";
+
+/// The live dashboard: one self-contained page polling `/pools`, `/config` and
+/// `/metrics` (no asset from anywhere else).
+const DASHBOARD: &str = include_str!("dashboard.html");
 
 const NO_CONTROL: &str = "not available: this admin listener has no config control \
      (endpoints: GET /metrics /healthz /readyz)\n";
@@ -24,6 +29,7 @@ enum Plain {
 
 /// The endpoints served through the binary's [`crate::Control`].
 enum Controlled {
+    Dashboard,
     Config,
     Pools,
     Reload,
@@ -40,6 +46,7 @@ impl Endpoint {
             "/metrics" => Self::Plain(Plain::Metrics),
             "/healthz" => Self::Plain(Plain::Healthz),
             "/readyz" => Self::Plain(Plain::Readyz),
+            "/" | "/dashboard" => Self::Controlled(Controlled::Dashboard),
             "/config" => Self::Controlled(Controlled::Config),
             "/pools" => Self::Controlled(Controlled::Pools),
             "/reload" => Self::Controlled(Controlled::Reload),
@@ -87,6 +94,11 @@ async fn controlled(
         }
         Controlled::Reload => response::method_not_allowed("POST", "only POST\n"),
         _ if !is_read(req.method()) => read_only(),
+        Controlled::Dashboard => response::with_type(
+            StatusCode::OK,
+            Bytes::from_static(DASHBOARD.as_bytes()),
+            "text/html; charset=utf-8",
+        ),
         Controlled::Config => response::json(StatusCode::OK, control.config()),
         Controlled::Pools => response::json(StatusCode::OK, control.pools()),
     }

@@ -10,6 +10,7 @@ mod broken_origins;
 mod cli;
 mod client_framing;
 mod config_limits;
+mod dashboard;
 mod demo;
 mod dns;
 mod doctor;
