@@ -92,6 +92,7 @@ fn needs_restart(path: &str) -> bool {
         "admin",
         "log",
         "limits.max_client_connections",
+        "limits.when_full",
         "sources",
     ]
     .iter()

@@ -124,10 +124,23 @@ impl Default for Shutdown {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Open client connections across all listeners; at the limit sluice stops
-    /// accepting (new clients wait in the kernel's listen backlog). 0 = unlimited.
+    /// Open client connections across all listeners. 0 = unlimited.
     #[serde(default)]
     pub max_client_connections: usize,
+    /// At `max_client_connections`: `shed` (default) accepts each new client only to
+    /// answer a fast `503` with `sluice-error: overloaded` and close (a TLS listener
+    /// closes without a handshake); `wait` stops accepting, so new clients wait in the
+    /// kernel's listen backlog, and beyond it are dropped by the kernel unanswered.
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenFull {
+    #[default]
+    Shed,
+    Wait,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

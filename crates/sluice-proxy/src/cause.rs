@@ -78,6 +78,7 @@ causes! {
     RequestBodyTimeout => "request_body_timeout", Client, 408;
     SendTimeout => "send_timeout", Client, 408;
     ClientClosed => "client_closed", Client, CLIENT_CLOSED;
+    Overloaded => "overloaded", Sluice, 503;
     QueueFull => "queue_full", Sluice, 503;
     QueueTimeout => "queue_timeout", Sluice, 503;
     TooManyDestinations => "too_many_destinations", Sluice, 503;

@@ -44,6 +44,7 @@ mod resp_body;
 mod router;
 mod runtime;
 mod server;
+mod shed;
 mod tls_info;
 mod tunnel;
 mod upgrade;

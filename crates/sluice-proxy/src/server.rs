@@ -24,6 +24,8 @@ pub struct ListenerSettings {
     pub half_close: bool,
     /// `limits.max_client_connections`, shared by all listeners.
     pub client_limit: Option<Arc<Semaphore>>,
+    /// `limits.when_full: shed`: at the limit, answer new clients 503 and close.
+    pub shed_when_full: bool,
     pub tls: Option<Arc<TlsSettings>>,
     pub http2: Option<Arc<sluice_config::Http2Settings>>,
 }
@@ -58,12 +60,24 @@ pub async fn serve(
     let mut setup = Setup::new(&settings, &proxy, &stop);
     let paused = proxy.metrics().client_connections_paused.clone();
     loop {
-        // At the connection limit, stop accepting: new clients wait in the kernel's
-        // backlog instead of being accepted and then starved or dropped.
+        // At the connection limit: shed (a fast 503 to each new client), or stop
+        // accepting so new clients wait in the kernel's backlog.
         let permit: Option<OwnedSemaphorePermit> = match &settings.client_limit {
             None => None,
             Some(limit) => match limit.clone().try_acquire_owned() {
                 Ok(p) => Some(p),
+                Err(_) if settings.shed_when_full => {
+                    let accepted = tokio::select! {
+                        biased;
+                        _ = stop.changed() => break,
+                        r = listener.accept() => r,
+                    };
+                    if let Ok((stream, _)) = accepted {
+                        proxy.metrics().client_connections_shed.inc();
+                        tokio::spawn(crate::shed::answer(stream));
+                    }
+                    continue;
+                }
                 Err(_) => {
                     paused.inc();
                     tracing::debug!(listener = %settings.name, "client connection limit reached; accepting paused");

@@ -29,6 +29,7 @@ pub struct Listeners {
     running: BTreeMap<String, Running>,
     /// `limits.max_client_connections`, shared by all listeners (fixed at start).
     client_limit: Option<Arc<Semaphore>>,
+    shed: bool,
 }
 
 /// The listen backlog of listener `i`: its own, else the kernel's ceiling
@@ -61,7 +62,7 @@ fn key(l: &ListenerConfig) -> String {
 
 fn settings(
     l: &ListenerConfig,
-    client_limit: &Option<Arc<Semaphore>>,
+    (client_limit, shed): (&Option<Arc<Semaphore>>, bool),
     tls: &LoadedTls,
 ) -> ListenerSettings {
     ListenerSettings {
@@ -76,6 +77,7 @@ fn settings(
         send_timeout: l.send_timeout.get(),
         half_close: l.half_close,
         client_limit: client_limit.clone(),
+        shed_when_full: shed,
     }
 }
 
@@ -101,6 +103,7 @@ impl Listeners {
         Self {
             running: BTreeMap::new(),
             client_limit,
+            shed: config.limits.when_full == sluice_config::WhenFull::Shed,
         }
     }
 
@@ -124,7 +127,11 @@ impl Listeners {
             let listener = sluice_net::bind(&l.bind, backlog, l.mode)
                 .map_err(|e| format!("listeners[{i}] ({}): cannot bind {}: {e}", l.name, l.bind))?;
             tracing::info!(listener = %l.name, backlog, "listen backlog");
-            entries.push((key(l), listener, settings(l, &self.client_limit, tls)));
+            entries.push((
+                key(l),
+                listener,
+                settings(l, (&self.client_limit, self.shed), tls),
+            ));
         }
         Ok(Bound { entries })
     }
@@ -160,7 +167,7 @@ impl Listeners {
         }
         for (k, r) in &mut self.running {
             if let Some(l) = wanted.get(k) {
-                let next = settings(l, &self.client_limit, tls);
+                let next = settings(l, (&self.client_limit, self.shed), tls);
                 r.name.clone_from(&next.name);
                 r.settings.send_if_modified(|cur| {
                     let changed = !same(cur, &next);

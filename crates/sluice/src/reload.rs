@@ -201,6 +201,7 @@ fn effective(file: &Config, running: &Config) -> Config {
     c.admin = running.admin.clone();
     c.log = running.log.clone();
     c.limits.max_client_connections = running.limits.max_client_connections;
+    c.limits.when_full = running.limits.when_full;
     c.sources = running.sources.clone();
     c
 }

@@ -131,6 +131,7 @@ pub struct Metrics {
     pub client_connections_parked: Family<ListenerLabels, Gauge>,
     pub client_parks: Family<ListenerLabels, Counter>,
     pub client_connections_paused: Counter,
+    pub client_connections_shed: Counter,
     pub queue_depth: Family<BackendLabels, Gauge>,
     pub queue_time: Family<BackendLabels, Histogram>,
     pub server_inflight: Family<ServerLabels, Gauge>,
@@ -319,6 +320,7 @@ impl Metrics {
             client_connections_parked: Family::default(),
             client_parks: Family::default(),
             client_connections_paused: Counter::default(),
+            client_connections_shed: Counter::default(),
             queue_depth: Family::default(),
             queue_time: histograms(),
             server_inflight: Family::default(),
@@ -417,6 +419,11 @@ impl Metrics {
             "client_accept_paused",
             "Times accepting paused because limits.max_client_connections was reached",
             m.client_connections_paused.clone(),
+        );
+        r.register(
+            "client_connections_shed",
+            "Clients answered 503 overloaded (or closed, on TLS listeners) at limits.max_client_connections",
+            m.client_connections_shed.clone(),
         );
         r.register(
             "backend_queue_depth",

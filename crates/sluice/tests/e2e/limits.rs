@@ -133,7 +133,11 @@ async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_stil
 #[tokio::test]
 async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves() {
     let origin = Origin::start().await;
-    let yaml = config(&origin, "", "limits: {max_client_connections: 2}");
+    let yaml = config(
+        &origin,
+        "",
+        "limits: {max_client_connections: 2, when_full: wait}",
+    );
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let egress = sluice.listener_addr("egress");
 
@@ -155,6 +159,49 @@ async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves(
     assert_eq!(third.await.unwrap().status, 200);
     assert_eq!(origin.requests(), 3);
     assert_eq!(b.get("api.test", "/").await.status, 200);
+}
+
+/// The default at the limit: a client over it gets a fast 503 `overloaded` (and the
+/// metric counts it) instead of waiting; once a client leaves, the next is served.
+#[tokio::test]
+async fn at_max_client_connections_new_clients_get_a_fast_503_overloaded() {
+    let origin = Origin::start().await;
+    let yaml = config(&origin, "", "limits: {max_client_connections: 2}");
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    let mut a = Conn::open(egress).await;
+    assert_eq!(a.get("api.test", "/").await.status, 200);
+    let mut b = Conn::open(egress).await;
+    assert_eq!(b.get("api.test", "/").await.status, 200);
+
+    for _ in 0..3 {
+        let r = get(egress, "api.test", "/").await;
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.header("sluice-error"), Some("overloaded"));
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    assert_eq!(origin.requests(), 2, "shed clients never reach the origin");
+    sluice
+        .wait_for_metric("sluice_client_connections_shed_total", |v| v == 3.0)
+        .await;
+    assert_eq!(
+        b.get("api.test", "/").await.status,
+        200,
+        "the admitted ones go on"
+    );
+    drop(a);
+    let start = tokio::time::Instant::now();
+    loop {
+        let r = get(egress, "api.test", "/").await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a freed slot is used"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Running out of local ports shows as EADDRNOTAVAIL: in the `sluice-error` cause and
