@@ -25,6 +25,10 @@ pub struct AdminState {
     pub registry: Arc<Registry>,
     /// False while starting up and while draining on shutdown.
     pub ready: Arc<AtomicBool>,
+    /// True while sluice has been shedding clients for `limits.unready_after`:
+    /// `/readyz` then answers 503 so the load balancer sends traffic elsewhere.
+    /// `/healthz` never looks at it (restarting an overloaded proxy helps no one).
+    pub overloaded: Arc<AtomicBool>,
     /// Reload and the config/pool views; `None` answers those endpoints with 404.
     pub control: Option<Arc<dyn Control>>,
 }

@@ -73,6 +73,10 @@ fn plain(endpoint: Plain, method: &Method, state: &AdminState) -> Reply {
     match endpoint {
         Plain::Metrics => metrics(state),
         Plain::Healthz => response::text(StatusCode::OK, "ok\n"),
+        Plain::Readyz if state.overloaded.load(Ordering::Relaxed) => response::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: overloaded (shedding clients at limits.max_client_connections)\n",
+        ),
         Plain::Readyz if state.ready.load(Ordering::Relaxed) => {
             response::text(StatusCode::OK, "ready\n")
         }

@@ -77,6 +77,7 @@ async fn start(control: Option<Arc<dyn Control>>) -> SocketAddr {
     let state = AdminState {
         registry: Arc::new(Registry::default()),
         ready: Arc::new(AtomicBool::new(true)),
+        overloaded: Arc::new(AtomicBool::new(false)),
         control,
     };
     tokio::spawn(sluice_admin::serve(

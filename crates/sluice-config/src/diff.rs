@@ -93,6 +93,7 @@ fn needs_restart(path: &str) -> bool {
         "log",
         "limits.max_client_connections",
         "limits.when_full",
+        "limits.unready_after",
         "sources",
     ]
     .iter()

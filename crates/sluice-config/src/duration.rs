@@ -13,7 +13,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const MAX_DURATION_TEXT: &str = "365d";
 
 /// A duration written the way people write them: `500ms`, `30s`, `5m`, `1h`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {

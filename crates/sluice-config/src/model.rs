@@ -133,6 +133,11 @@ pub struct Limits {
     /// kernel's listen backlog, and beyond it are dropped by the kernel unanswered.
     #[serde(default)]
     pub when_full: WhenFull,
+    /// After shedding clients (`when_full: shed`) in every second for this long,
+    /// `/readyz` answers 503 until a second passes without any; `/healthz` never
+    /// does. `0s` (default): readiness ignores load.
+    #[serde(default)]
+    pub unready_after: crate::duration::HumanDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]

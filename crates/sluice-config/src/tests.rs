@@ -299,3 +299,16 @@ fn route_headers_are_checked_and_part_of_a_routes_identity() {
     let differ = "[{host: h, backend: a}, {host: h, backend: a, headers: {x-a: '1'}}]";
     assert!(parse("t.yaml", &r(differ)).is_ok());
 }
+
+#[test]
+fn unready_after_needs_shedding_to_count() {
+    for limits in [
+        "{unready_after: 5s}",
+        "{max_client_connections: 10, when_full: wait, unready_after: 5s}",
+    ] {
+        let e = reject(&format!("{BASE}limits: {limits}\n"));
+        assert_eq!(e.field, "limits.unready_after", "{limits}: {e}");
+    }
+    let ok = format!("{BASE}limits: {{max_client_connections: 10, unready_after: 5s}}\n");
+    assert!(parse("t.yaml", &ok).is_ok());
+}

@@ -28,6 +28,14 @@ pub(crate) fn validate(c: &mut Config) -> Result<(), Invalid> {
         c.limits.max_client_connections,
         MAX_CLIENT_CONNECTIONS,
     )?;
+    let shedding =
+        c.limits.max_client_connections > 0 && c.limits.when_full == crate::WhenFull::Shed;
+    if !c.limits.unready_after.get().is_zero() && !shedding {
+        return err(
+            "limits.unready_after",
+            "needs limits.max_client_connections and when_full: shed (it counts the seconds sluice sheds clients)",
+        );
+    }
     // 0 would reload on the first event of a save, maybe reading a half-written file.
     positive("config.watch_debounce", c.config.watch_debounce.get())?;
     if let Some(k) = &c.sources.kubernetes {

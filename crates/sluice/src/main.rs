@@ -12,6 +12,7 @@ mod host_sampler;
 mod kubernetes;
 mod listeners;
 mod logging;
+mod overload;
 mod reload;
 mod reload_metrics;
 mod run;

@@ -202,6 +202,7 @@ fn effective(file: &Config, running: &Config) -> Config {
     c.log = running.log.clone();
     c.limits.max_client_connections = running.limits.max_client_connections;
     c.limits.when_full = running.limits.when_full;
+    c.limits.unready_after = running.limits.unready_after;
     c.sources = running.sources.clone();
     c
 }

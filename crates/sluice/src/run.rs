@@ -128,12 +128,19 @@ async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Re
 
     let host = crate::host_sampler::start(host_metrics, reloader.clone());
     let ready = Arc::new(AtomicBool::new(false));
+    let overloaded = Arc::new(AtomicBool::new(false));
+    let overload = crate::overload::start(
+        proxy.metrics().client_connections_shed.clone(),
+        config.limits.unready_after.get(),
+        overloaded.clone(),
+    );
     if let Some(admin) = &config.admin {
         start_admin(
             &admin.bind,
             AdminState {
                 registry: Arc::new(registry),
                 ready: ready.clone(),
+                overloaded,
                 control: Some(Arc::new(ProcessControl {
                     reloader: reloader.clone(),
                     main: tokio::runtime::Handle::current(),
@@ -203,6 +210,9 @@ async fn serve(config: Config, path: &Path, workers: crate::host::Workers) -> Re
     reaper.abort();
     tasks.abort();
     host.abort();
+    if let Some(o) = overload {
+        o.abort();
+    }
     proxy.pools().h1.clear();
     proxy.pools().h2.clear();
     Ok(())

@@ -204,6 +204,56 @@ async fn at_max_client_connections_new_clients_get_a_fast_503_overloaded() {
     }
 }
 
+/// `limits.unready_after`: shedding every second for that long turns `/readyz` to
+/// 503 while `/healthz` stays 200; once shedding stops, ready again.
+#[tokio::test]
+async fn sustained_shedding_turns_readyz_not_ready_and_healthz_stays_ok() {
+    let origin = Origin::start().await;
+    let yaml = config(
+        &origin,
+        "",
+        "limits: {max_client_connections: 1, unready_after: 2s}",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    let mut held = Conn::open(egress).await;
+    assert_eq!(held.get("api.test", "/").await.status, 200);
+    let ready = |s: &Sluice| {
+        let admin = s.admin_addr();
+        async move { get(admin, "admin", "/readyz").await.status.as_u16() }
+    };
+    assert_eq!(ready(&sluice).await, 200);
+    let start = Instant::now();
+    loop {
+        let r = get(egress, "api.test", "/").await;
+        assert_eq!(r.header("sluice-error"), Some("overloaded"));
+        if ready(&sluice).await == 503 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "readyz never turned 503"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "not before unready_after"
+    );
+    let health = get(sluice.admin_addr(), "admin", "/healthz").await;
+    assert_eq!(health.status, 200, "liveness never follows load");
+    // No more shedding: ready again within a few seconds.
+    let quiet = Instant::now();
+    while ready(&sluice).await != 200 {
+        assert!(
+            quiet.elapsed() < Duration::from_secs(10),
+            "readyz stayed 503"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held.get("api.test", "/").await.status, 200);
+}
+
 /// Running out of local ports shows as EADDRNOTAVAIL: in the `sluice-error` cause and
 /// in the errno metric. Reproduced without exhausting anything: binding to a source
 /// address the host does not have fails with the same errno, locally, before any
