@@ -61,6 +61,8 @@ struct Expected {
     admin: bool,
     bound: HashMap<String, String>,
     admin_bound: Option<String>,
+    /// `sluice started` was logged.
+    started: bool,
 }
 
 impl Sluice {
@@ -384,8 +386,13 @@ impl Expected {
         }
     }
 
-    /// Records a `listening` / `admin listening` log line.
+    /// Records a `listening` / `admin listening` log line, and `sluice started`:
+    /// logged once everything is set up (the config file watch included), so a
+    /// test that changes the file right after start cannot beat the watch.
     fn note(&mut self, line: &str) {
+        if line.contains("\"sluice started\"") {
+            self.started = true;
+        }
         match listening(line) {
             Some(Listening::Listener { name, addr }) => {
                 self.bound.insert(name, addr);
@@ -396,7 +403,8 @@ impl Expected {
     }
 
     fn complete(&self) -> bool {
-        self.listeners.iter().all(|l| self.bound.contains_key(l))
+        self.started
+            && self.listeners.iter().all(|l| self.bound.contains_key(l))
             && (!self.admin || self.admin_bound.is_some())
     }
 }
