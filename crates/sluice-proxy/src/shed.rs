@@ -6,6 +6,7 @@
 
 use crate::cause::Cause;
 use sluice_net::ClientStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -13,6 +14,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 const SHED_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read at most this much of the request head before answering.
 const MAX_HEAD: usize = 16 * 1024;
+/// Shed clients being answered at once, at most; beyond, a client is closed at once
+/// (a flood must not turn each shed client into a file descriptor held for 2 s).
+const MAX_ANSWERING: usize = 1024;
+
+static ANSWERING: AtomicUsize = AtomicUsize::new(0);
 
 const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 Content-Type: text/plain; charset=utf-8\r\n\
@@ -24,6 +30,10 @@ const BODY: &[u8] = b"overloaded: sluice is at limits.max_client_connections; re
 
 /// Answers and closes one client accepted over the limit.
 pub async fn answer(stream: ClientStream) {
+    if ANSWERING.fetch_add(1, Ordering::Relaxed) >= MAX_ANSWERING {
+        ANSWERING.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
     let _ = tokio::time::timeout(SHED_TIMEOUT, async {
         match stream {
             ClientStream::Tcp(mut s) => exchange(&mut s).await,
@@ -33,6 +43,7 @@ pub async fn answer(stream: ClientStream) {
         }
     })
     .await;
+    ANSWERING.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Reads the request head first, so that closing does not reset the answer away
