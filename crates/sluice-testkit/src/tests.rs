@@ -225,6 +225,7 @@ echo "args: $*" >&2
 echo '{"timestamp":"t","level":"INFO","fields":{"message":"listening","listener":"egress","addr":"127.0.0.1:4321"},"target":"sluice"}' >&2
 echo '{"fields":{"message":"listening","listener":"local","addr":"unix:/tmp/local.sock"}}' >&2
 echo '{"fields":{"message":"admin listening","addr":"127.0.0.1:9"}}' >&2
+echo '{"fields":{"message":"sluice started"}}' >&2
 echo '{"target":"access","status":200,"path":"/"}'
 sleep 60 &
 wait
@@ -268,7 +269,7 @@ async fn process_runner_reads_readiness_and_logs() {
     let status = sluice.wait_exit().await;
     assert_eq!(status.code(), Some(3));
     assert!(sluice.stderr_contains("draining"));
-    assert_eq!(sluice.log_events().len(), 4);
+    assert_eq!(sluice.log_events().len(), 5);
 }
 
 // ---- HTTP/2 origins ----
