@@ -57,6 +57,12 @@ pub enum Refusal {
     QueueFull(usize),
     /// Waited this long without a free slot.
     QueueTimeout(Duration),
+    /// Would wait about `predicted` (from the queue ahead and how long slots have been
+    /// held lately), past the queue timeout: refused at once rather than after it.
+    WouldTimeout {
+        predicted: Duration,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +80,8 @@ pub struct QueueState<G: Group> {
     inflight: usize,
     next_id: u64,
     queue: VecDeque<Waiter<G>>,
+    /// Moving average of how long a slot is held, in microseconds (0 = none seen yet).
+    hold_us: u64,
 }
 
 impl<G: Group> Default for QueueState<G> {
@@ -82,6 +90,7 @@ impl<G: Group> Default for QueueState<G> {
             inflight: 0,
             next_id: 0,
             queue: VecDeque::new(),
+            hold_us: 0,
         }
     }
 }
@@ -93,6 +102,22 @@ impl<G: Group> QueueState<G> {
 
     pub fn inflight(&self) -> usize {
         self.inflight
+    }
+
+    /// The recent average time a slot is held (zero before the first is freed).
+    pub fn mean_hold(&self) -> Duration {
+        Duration::from_micros(self.hold_us)
+    }
+
+    /// Weight 1/8 for the newest sample, as TCP's smoothed RTT: it follows a backend
+    /// that slows down within a few dozen requests and ignores a single outlier.
+    fn held(&mut self, time: Duration) {
+        let us = u64::try_from(time.as_micros()).unwrap_or(u64::MAX);
+        self.hold_us = if self.hold_us == 0 {
+            us.max(1)
+        } else {
+            (self.hold_us.saturating_mul(7).saturating_add(us) / 8).max(1)
+        };
     }
 }
 
@@ -117,6 +142,9 @@ pub struct Slot<G: Group> {
     member: Arc<G::Member>,
     group: Arc<G>,
     armed: bool,
+    /// When a limited slot was given (for the hold-time average); unlimited slots skip
+    /// the clock.
+    since: Option<Instant>,
 }
 
 impl<G: Group> Slot<G> {
@@ -136,6 +164,7 @@ fn arm<G: Group>(group: &Arc<G>, member: Arc<G::Member>) -> Slot<G> {
         member,
         group: group.clone(),
         armed: true,
+        since: group.limiter().limited.then(Instant::now),
     }
 }
 
@@ -160,6 +189,31 @@ impl<G: Group> Limiter<G> {
 
     fn has_room(&self, m: &G::Member) -> bool {
         self.limits.per_member == 0 || m.inflight().load(Ordering::Relaxed) < self.limits.per_member
+    }
+
+    /// How long a request joining the queue now would wait: the waiters ahead of it
+    /// plus itself, each needing a slot to be freed, and the slots freeing at
+    /// `capacity / mean hold` per unit of time. `None` before any slot was freed.
+    fn predicted_wait(&self, st: &QueueState<G>, members: &[Arc<G::Member>]) -> Option<Duration> {
+        if st.hold_us == 0 {
+            return None;
+        }
+        let up = members.iter().filter(|m| m.available()).count();
+        let per_member = match self.limits.per_member {
+            0 => usize::MAX,
+            n => n.saturating_mul(up),
+        };
+        let capacity = match self.limits.total {
+            0 => per_member,
+            n => n.min(per_member),
+        };
+        let ahead = u64::try_from(st.queue.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let capacity = u64::try_from(capacity.max(1)).unwrap_or(u64::MAX);
+        Some(Duration::from_micros(
+            st.hold_us.saturating_mul(ahead) / capacity,
+        ))
     }
 
     /// Gets a slot on a member of `group`, waiting in its queue when all are busy.
@@ -198,6 +252,12 @@ impl<G: Group> Limiter<G> {
             }
             if st.queue.len() >= lim.limits.max_queue {
                 return Err(Refusal::QueueFull(st.queue.len()));
+            }
+            let timeout = lim.limits.queue_timeout;
+            if let Some(predicted) = lim.predicted_wait(&st, &members) {
+                if predicted > timeout {
+                    return Err(Refusal::WouldTimeout { predicted, timeout });
+                }
             }
             let (tx, rx) = oneshot::channel();
             st.next_id += 1;
@@ -278,7 +338,13 @@ impl<G: Group> Drop for Slot<G> {
         self.member.inflight_changed(-1);
         let lim = self.group.limiter();
         if lim.limited {
+            let held = self
+                .since
+                .map(|t| Instant::now().saturating_duration_since(t));
             let mut st = lim.state.lock();
+            if let Some(held) = held {
+                st.held(held);
+            }
             st.inflight = st.inflight.saturating_sub(1);
             dispatch(&self.group, &mut st);
         }

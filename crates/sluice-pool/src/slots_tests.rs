@@ -52,6 +52,22 @@ impl Group for Two {
 }
 
 fn group(per_member: usize, total: usize, max_queue: usize, state: SharedQueue<Two>) -> Arc<Two> {
+    group_with(
+        per_member,
+        total,
+        max_queue,
+        Duration::from_millis(50),
+        state,
+    )
+}
+
+fn group_with(
+    per_member: usize,
+    total: usize,
+    max_queue: usize,
+    queue_timeout: Duration,
+    state: SharedQueue<Two>,
+) -> Arc<Two> {
     let depth = Arc::new(Depth::default());
     Arc::new(Two {
         servers: vec![Arc::new(Srv::default()), Arc::new(Srv::default())].into(),
@@ -60,7 +76,7 @@ fn group(per_member: usize, total: usize, max_queue: usize, state: SharedQueue<T
                 per_member,
                 total,
                 max_queue,
-                queue_timeout: Duration::from_millis(50),
+                queue_timeout,
             },
             state,
             depth.clone(),
@@ -137,4 +153,69 @@ async fn a_new_version_of_the_group_shares_the_in_flight_total() {
     );
     drop(held);
     assert!(Limiter::acquire(&new, None, None).await.is_ok());
+}
+
+/// Slots held 100 ms each, two servers with one slot each: a slot frees every 50 ms,
+/// so the n-th waiter expects to wait n × 50 ms.
+async fn learned_100ms_holds(queue_timeout: Duration) -> (Arc<Two>, Slot<Two>, Slot<Two>) {
+    let g = group_with(1, 0, 10, queue_timeout, Default::default());
+    let a = Limiter::acquire(&g, None, None).await.unwrap();
+    tokio::time::advance(Duration::from_millis(100)).await;
+    drop(a);
+    assert_eq!(
+        g.limiter.state.lock().mean_hold(),
+        Duration::from_millis(100)
+    );
+    let a = Limiter::acquire(&g, None, None).await.unwrap();
+    let b = Limiter::acquire(&g, None, None).await.unwrap();
+    (g, a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_would_wait_past_the_timeout_is_refused_at_once() {
+    let (g, _a, _b) = learned_100ms_holds(Duration::from_millis(120)).await;
+    // The first two waiters expect 50 and 100 ms: they queue.
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let g = g.clone();
+            tokio::spawn(async move { Limiter::acquire(&g, None, None).await.err() })
+        })
+        .collect();
+    while g.limiter.waiting() < 2 {
+        tokio::task::yield_now().await;
+    }
+    // The third would wait 150 ms: refused now, without time passing.
+    let before = Instant::now();
+    assert_eq!(
+        Limiter::acquire(&g, None, None).await.err(),
+        Some(Refusal::WouldTimeout {
+            predicted: Duration::from_millis(150),
+            timeout: Duration::from_millis(120),
+        })
+    );
+    assert_eq!(Instant::now(), before);
+    for w in waiters {
+        assert_eq!(
+            w.await.unwrap(),
+            Some(Refusal::QueueTimeout(Duration::from_millis(120)))
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_expected_to_make_it_queues_and_gets_a_slot() {
+    let (g, a, _b) = learned_100ms_holds(Duration::from_millis(60)).await;
+    let waiter = tokio::spawn({
+        let g = g.clone();
+        async move { Limiter::acquire(&g, None, None).await.is_ok() }
+    });
+    queued(&g).await;
+    tokio::time::advance(Duration::from_millis(40)).await;
+    drop(a);
+    assert!(waiter.await.unwrap(), "expected 50 ms < 60 ms: it waited");
+    // `a` held 40 ms, the waiter's slot none: 100 → 92.5 → 80.9375 ms.
+    assert_eq!(
+        g.limiter.state.lock().mean_hold(),
+        Duration::from_micros(80_937)
+    );
 }

@@ -91,6 +91,14 @@ pub async fn acquire(
                     backend.name.as_str()
                 ),
             ),
+            Refusal::WouldTimeout { predicted, timeout } => ProxyError::new(
+                Cause::QueueTimeout,
+                format!(
+                    "backend {} is saturated: a new request would wait about {predicted:?} \
+                     for a slot, past the queue timeout of {timeout:?}; answered at once",
+                    backend.name.as_str()
+                ),
+            ),
             Refusal::QueueTimeout(after) => ProxyError::new(
                 Cause::QueueTimeout,
                 format!(

@@ -100,6 +100,34 @@ async fn a_request_that_waits_longer_than_timeout_queue_gets_503_queue_timeout()
 }
 
 #[tokio::test]
+async fn a_request_predicted_to_wait_past_timeout_queue_is_refused_without_waiting() {
+    let origin = Origin::start().await;
+    let yaml = config(
+        &origin,
+        "    limits: {maxconn_per_server: 1}\n    timeouts: {queue: 300ms}",
+        "",
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    // Teaches sluice that a request holds its slot for about a second.
+    assert_eq!(get(egress, "api.test", "/delay/1000").await.status, 200);
+    let slow = tokio::spawn(async move { get(egress, "api.test", "/delay/2000").await });
+    origin.wait_until(|s| s.in_flight == 1).await;
+
+    let r = get(egress, "api.test", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("sluice-error"), Some("queue_timeout"));
+    assert!(r.text().contains("answered at once"), "{}", r.text());
+    assert!(!slow.is_finished(), "refused while the slot was still held");
+    let queued = sluice
+        .metric(r#"sluice_backend_queue_duration_seconds_count{backend="app"}"#)
+        .await;
+    assert_eq!(queued, Some(0.0), "it never joined the queue");
+    assert_eq!(slow.await.unwrap().status, 200);
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
 async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_still_succeeds() {
     let origin = Origin::start().await;
     let yaml = config(
