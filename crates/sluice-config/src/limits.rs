@@ -36,6 +36,13 @@ pub const MAX_RETRY_ATTEMPTS: u32 = 10;
 /// the largest public CA bundles are under 1 MB.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// `listeners[].max_request_line` and `max_request_head`: the head is buffered whole
+/// per connection while it arrives; 1 MiB is 16 times NGINX's largest default.
+pub const MAX_REQUEST_HEAD: u32 = 1024 * 1024;
+/// `listeners[].max_request_headers`: HAProxy allows 101 by default; each costs a
+/// parse slot per request.
+pub const MAX_REQUEST_HEADERS: u32 = 1000;
+
 /// Nesting of YAML flow collections (`[`, `{`): the parser's time grows with the
 /// square of the depth (100,000 levels took 19 s); sluice's schema needs five.
 pub const MAX_FLOW_DEPTH: usize = 64;

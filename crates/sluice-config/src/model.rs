@@ -179,6 +179,19 @@ pub struct Listener {
     /// is closed without a response.
     #[serde(default = "default_client_keepalive")]
     pub keepalive_timeout: HumanDuration,
+    /// Longest HTTP/1.1 request line (method, target and version), in bytes; a longer
+    /// one gets 414 `uri_too_long`.
+    #[serde(default = "default_max_request_line")]
+    pub max_request_line: u32,
+    /// Largest HTTP/1.1 request head (request line and headers), in bytes; a larger one
+    /// gets 431 `request_header_too_large`. HTTP/2 clients are bounded by
+    /// `http2_settings.max_header_list_size` instead.
+    #[serde(default = "default_max_request_head")]
+    pub max_request_head: u32,
+    /// Most headers in a request (either protocol); one more gets 431
+    /// `request_header_too_large`.
+    #[serde(default = "default_max_request_headers")]
+    pub max_request_headers: u32,
     /// A request head must be complete within this, counted from the accept for the
     /// first request and from its first byte for later ones; else 408.
     #[serde(default = "default_request_header_timeout")]
@@ -242,6 +255,12 @@ pub struct Route {
     /// any request.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// Largest request body, in bytes, this route forwards: a declared
+    /// `Content-Length` above it gets 413 `request_body_too_large` before anything is
+    /// sent; a chunked body that grows past it is cut off upstream and answered 413
+    /// while no response has begun. Absent (default): no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -648,6 +667,18 @@ fn default_drain() -> HumanDuration {
 }
 fn default_client_keepalive() -> HumanDuration {
     HumanDuration::secs(60)
+}
+pub const DEFAULT_MAX_REQUEST_LINE: u32 = 16 * 1024;
+pub const DEFAULT_MAX_REQUEST_HEAD: u32 = 64 * 1024;
+pub const DEFAULT_MAX_REQUEST_HEADERS: u32 = 100;
+fn default_max_request_line() -> u32 {
+    DEFAULT_MAX_REQUEST_LINE
+}
+fn default_max_request_head() -> u32 {
+    DEFAULT_MAX_REQUEST_HEAD
+}
+fn default_max_request_headers() -> u32 {
+    DEFAULT_MAX_REQUEST_HEADERS
 }
 fn default_request_header_timeout() -> HumanDuration {
     HumanDuration::secs(10)

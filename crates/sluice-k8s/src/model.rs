@@ -176,6 +176,7 @@ pub(crate) fn group(
                 backend,
                 client_identities: Vec::new(),
                 headers,
+                max_request_body: None,
             })
             .collect(),
         certificates,

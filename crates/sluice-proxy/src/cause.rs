@@ -74,6 +74,7 @@ causes! {
     ConnectNotAllowed => "connect_not_allowed", Client, 405;
     ProxyAuthRequired => "proxy_auth_required", Client, 407;
     BadRequestBody => "bad_request_body", Client, 400;
+    RequestBodyTooLarge => "request_body_too_large", Client, 413;
     RequestHeaderTimeout => "request_header_timeout", Client, 408;
     RequestBodyTimeout => "request_body_timeout", Client, 408;
     SendTimeout => "send_timeout", Client, 408;

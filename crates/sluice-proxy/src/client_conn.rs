@@ -197,7 +197,7 @@ async fn next_head(
                     }
                 }
                 if !w.buf.is_empty() {
-                    match head::parse(&mut w.buf) {
+                    match head::parse(&mut w.buf, &ctx.shared.head_limits) {
                         Ok(Some(h)) => return Poll::Ready(Next::Head(h)),
                         Ok(None) => {}
                         Err(r) => return Poll::Ready(Next::Bad(r)),

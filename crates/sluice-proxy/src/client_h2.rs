@@ -80,7 +80,7 @@ where
         // Boxed: hyper spawns a task per stream holding this future, and tokio copies
         // a task's future whole at spawn; inline, the request's state is kilobytes.
         Box::pin(async move {
-            let resp = match to_proxy_form(req) {
+            let resp = match to_proxy_form(req, shared.head_limits.headers) {
                 Ok(req) => shared.proxy.handle(req, &client).await,
                 Err(e) => {
                     shared
@@ -260,8 +260,18 @@ fn builder(s: &Http2Settings) -> http2::Builder<TokioExecutor> {
 /// An HTTP/2 request as the proxy takes requests: the target in `Host` and an
 /// origin-form URI, as an HTTP/1.1 client sends them (the upstream side rebuilds
 /// `:authority` when it speaks HTTP/2).
-fn to_proxy_form(req: Request<Incoming>) -> Result<Request<ClientBody>, ProxyError> {
+fn to_proxy_form(
+    req: Request<Incoming>,
+    max_headers: usize,
+) -> Result<Request<ClientBody>, ProxyError> {
     let (mut parts, body) = req.into_parts();
+    // Pseudo-headers are not in the map; HTTP/1.1 does not count them either.
+    if parts.headers.len() > max_headers {
+        return Err(ProxyError::new(
+            Cause::RequestHeaderTooLarge,
+            format!("more than {max_headers} request headers (listeners[].max_request_headers)"),
+        ));
+    }
     if parts.method == Method::CONNECT {
         return Err(ProxyError::new(
             Cause::NotImplemented,

@@ -28,6 +28,8 @@ pub struct ListenerConns {
     /// `listeners[].half_close`: a client's FIN does not cancel its request.
     pub half_close: bool,
     pub timeouts: ClientTimeouts,
+    /// `listeners[].max_request_{line,head,headers}`.
+    pub head_limits: crate::client_h1::head::HeadLimits,
     /// `send_timeout` and `request_body_idle_timeout` of the listener.
     pub send_timeout: Duration,
     pub body_idle: Duration,

@@ -69,6 +69,8 @@ pub enum ClientBodyError {
     Idle(Duration),
     #[error("the client closed the connection before its request body was complete")]
     Closed,
+    #[error("the request body is larger than the route's limit of {0} bytes (routes[].max_request_body)")]
+    TooLarge(u64),
 }
 
 impl ClientBodyError {
@@ -90,6 +92,7 @@ impl ClientBodyError {
             Self::Malformed(_) => Cause::BadRequestBody,
             Self::Idle(_) => Cause::RequestBodyTimeout,
             Self::Closed => Cause::ClientClosed,
+            Self::TooLarge(_) => Cause::RequestBodyTooLarge,
         }
     }
 }

@@ -52,6 +52,7 @@ mod upstream;
 
 pub use background::{start as start_background, start_backends, start_maintenance, stop_backends};
 pub use cause::{Cause, Party};
+pub use client_h1::head::HeadLimits;
 pub use error::{ProxyError, ERROR_HEADER};
 /// For benches (`H1::unmetered`): the pooled HTTP/1.1 connection type.
 #[doc(hidden)]

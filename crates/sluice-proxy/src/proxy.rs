@@ -172,7 +172,7 @@ impl Proxy {
         // Configured routes win; on a forward listener the rest goes to the
         // destination the request names.
         let destination;
-        let (route_label, backend) = match (
+        let (route_label, backend, max_body) = match (
             rt.router.find(&host, parts.uri.path(), &parts.headers),
             forward,
         ) {
@@ -189,7 +189,7 @@ impl Proxy {
                     );
                     return self.fail(e, done, &request_id, None);
                 }
-                (&route.label, &route.backend)
+                (&route.label, &route.backend, route.max_body)
             }
             (None, Some(f)) => {
                 let found = match forward::target(&parts, &host) {
@@ -200,7 +200,7 @@ impl Proxy {
                     Ok(b) => destination = b,
                     Err(e) => return self.fail(e, done, &request_id, None),
                 }
-                (&f.route, &destination)
+                (&f.route, &destination, None)
             }
             (None, None) => {
                 let e = ProxyError::new(
@@ -228,10 +228,22 @@ impl Proxy {
         if let Some(u) = upgrade {
             upgrade::keep_on(&mut parts.headers, u);
         }
+        if let Some(max) = max_body.filter(|max| body.size_hint().lower() > *max) {
+            let e = ProxyError::new(
+                crate::cause::Cause::RequestBodyTooLarge,
+                format!(
+                    "the request declares a {}-byte body; route {} takes at most {max} bytes \
+                     (routes[].max_request_body)",
+                    body.size_hint().lower(),
+                    route_label.as_str()
+                ),
+            );
+            return self.fail(e, done, &request_id, None);
+        }
         let (body, upload) = if body.is_end_stream() {
             (ReqBody::Empty, None)
         } else {
-            let (body, upload) = ReqBody::from_client(body, client.body_idle);
+            let (body, upload) = ReqBody::from_client(body, client.body_idle, max_body);
             (body, Some(upload))
         };
         let req = Request::from_parts(parts, body);

@@ -22,6 +22,9 @@ pub enum ReqBody {
         inner: ClientBody,
         idle: IdleTimer,
         upload: Arc<Upload>,
+        /// `routes[].max_request_body`, and the bytes passed on so far.
+        limit: Option<u64>,
+        sent: u64,
     },
 }
 
@@ -56,8 +59,13 @@ impl Upload {
 }
 
 impl ReqBody {
-    /// The client's body; fails if no data arrives for `idle` while the upstream waits.
-    pub fn from_client(inner: ClientBody, idle: Duration) -> (Self, Arc<Upload>) {
+    /// The client's body; fails if no data arrives for `idle` while the upstream waits,
+    /// or once more than `limit` bytes have come.
+    pub fn from_client(
+        inner: ClientBody,
+        idle: Duration,
+        limit: Option<u64>,
+    ) -> (Self, Arc<Upload>) {
         let upload = Arc::new(Upload {
             failure: OnceLock::new(),
             waiting_on_client: AtomicBool::new(false),
@@ -67,6 +75,8 @@ impl ReqBody {
             inner,
             idle: IdleTimer::new(idle),
             upload: upload.clone(),
+            limit,
+            sent: 0,
         };
         (body, upload)
     }
@@ -94,6 +104,8 @@ impl Body for ReqBody {
             inner,
             idle,
             upload,
+            limit,
+            sent,
         } = self.get_mut()
         else {
             return Poll::Ready(None);
@@ -102,7 +114,16 @@ impl Body for ReqBody {
             Poll::Ready(Some(Ok(frame))) => {
                 idle.progress();
                 upload.last_progress_ms.store(now_ms(), Relaxed);
-                Poll::Ready(Some(Ok(frame)))
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                *sent = sent.saturating_add(len);
+                match *limit {
+                    // The bytes over the limit are not passed on: the upstream request
+                    // fails with this error instead of ending as if complete.
+                    Some(max) if *sent > max => {
+                        Poll::Ready(Some(Err(ClientBodyError::TooLarge(max))))
+                    }
+                    _ => Poll::Ready(Some(Ok(frame))),
+                }
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => {

@@ -20,6 +20,8 @@ pub struct Route {
     pub identities: Arc<[String]>,
     /// `routes[].headers`: each must be present with exactly this value.
     pub headers: Arc<[(http::HeaderName, String)]>,
+    /// `routes[].max_request_body`, in bytes.
+    pub max_body: Option<u64>,
 }
 
 impl Route {

@@ -110,6 +110,7 @@ pub fn compile(
                 backend,
                 label,
                 identities: r.client_identities.clone().into(),
+                max_body: r.max_request_body,
                 headers: headers.into(),
             },
         );

@@ -22,6 +22,8 @@ pub struct ListenerSettings {
     pub request_body_idle_timeout: Duration,
     pub send_timeout: Duration,
     pub half_close: bool,
+    /// `max_request_line`, `max_request_head`, `max_request_headers`.
+    pub head_limits: crate::HeadLimits,
     /// `limits.max_client_connections`, shared by all listeners.
     pub client_limit: Option<Arc<Semaphore>>,
     /// `limits.when_full: shed`: at the limit, answer new clients 503 and close.
@@ -149,6 +151,7 @@ impl Setup {
                 keepalive: settings.keepalive_timeout,
                 request_header: settings.request_header_timeout,
             },
+            head_limits: settings.head_limits,
             send_timeout: settings.send_timeout,
             body_idle: settings.request_body_idle_timeout,
             client_errors: m.client_errors.clone(),

@@ -76,6 +76,11 @@ fn settings(
         request_body_idle_timeout: l.request_body_idle_timeout.get(),
         send_timeout: l.send_timeout.get(),
         half_close: l.half_close,
+        head_limits: sluice_proxy::HeadLimits {
+            line: l.max_request_line as usize,
+            head: l.max_request_head as usize,
+            headers: l.max_request_headers as usize,
+        },
         client_limit: client_limit.clone(),
         shed_when_full: shed,
     }
@@ -88,6 +93,7 @@ fn same(a: &ListenerSettings, b: &ListenerSettings) -> bool {
         && a.request_body_idle_timeout == b.request_body_idle_timeout
         && a.send_timeout == b.send_timeout
         && a.half_close == b.half_close
+        && a.head_limits == b.head_limits
         && a.http2 == b.http2
         && match (&a.tls, &b.tls) {
             (None, None) => true,

@@ -11,15 +11,31 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
-/// A request head larger than this is refused with 431 (NGINX's
-/// `large_client_header_buffers` default is 4 × 8 KiB, HAProxy's buffer 16 KiB).
-pub const MAX_HEAD: usize = 64 * 1024;
+/// Header slots kept on the stack; a listener allowing more parses into a vector.
+const STACK_HEADERS: usize = sluice_config::DEFAULT_MAX_REQUEST_HEADERS as usize;
 
-/// A request line longer than this is refused with 414.
-pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+/// A listener's bounds on request heads (`listeners[].max_request_*`). The defaults:
+/// a 64 KiB head (NGINX's `large_client_header_buffers` is 4 × 8 KiB, HAProxy's
+/// buffer 16 KiB), a 16 KiB request line, 100 headers (hyper's default, HAProxy 101).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// A request line longer than this is refused with 414.
+    pub line: usize,
+    /// A head larger than this is refused with 431.
+    pub head: usize,
+    /// More headers than this are refused with 431.
+    pub headers: usize,
+}
 
-/// Headers in a request head, at most (hyper's default, and HAProxy's 101).
-pub const MAX_HEADERS: usize = 100;
+impl Default for HeadLimits {
+    fn default() -> Self {
+        Self {
+            line: sluice_config::DEFAULT_MAX_REQUEST_LINE as usize,
+            head: sluice_config::DEFAULT_MAX_REQUEST_HEAD as usize,
+            headers: STACK_HEADERS,
+        }
+    }
+}
 
 /// A parsed request head, ready to be answered.
 #[derive(Debug)]
@@ -55,27 +71,62 @@ impl Refusal {
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
 /// On success the head's bytes are removed from `buf`.
-pub fn parse(buf: &mut BytesMut) -> Result<Option<ReqHead>, Refusal> {
-    let mut slots =
-        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+pub fn parse(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<ReqHead>, Refusal> {
+    type Slot<'h> = std::mem::MaybeUninit<httparse::Header<'h>>;
+    let scanned = if limits.headers <= STACK_HEADERS {
+        let mut slots = [const { Slot::uninit() }; STACK_HEADERS];
+        scan(buf, limits, &mut slots[..limits.headers])?
+    } else {
+        let mut slots: Vec<Slot<'_>> = Vec::new();
+        slots.resize_with(limits.headers, Slot::uninit);
+        scan(buf, limits, &mut slots)?
+    };
+    match scanned {
+        Some(s) => build(buf, s).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What `scan` found in a complete head: positions in the buffer, so that the head's
+/// bytes can be taken over without copying once the parser's borrow of them ends.
+struct Scanned {
+    len: usize,
+    method: Method,
+    version: Version,
+    target: (usize, usize),
+    /// (name at, name length, value at, value length) per header.
+    spans: Vec<(usize, usize, usize, usize)>,
+    body: BodyState,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+fn scan<'b>(
+    buf: &'b [u8],
+    limits: &HeadLimits,
+    slots: &mut [std::mem::MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<Scanned>, Refusal> {
     let mut req = httparse::Request::new(&mut []);
-    let parsed = httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, buf, &mut slots);
+    let parsed =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots);
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
-            too_large(buf, buf.len())?;
+            too_large(buf, buf.len(), limits)?;
             return Ok(None);
         }
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Refusal::new(
                 Cause::RequestHeaderTooLarge,
-                format!("more than {MAX_HEADERS} request headers"),
+                format!(
+                    "more than {} request headers (listeners[].max_request_headers)",
+                    limits.headers
+                ),
             ))
         }
         Err(e) => return Err(Refusal::bad(format!("invalid request head: {e}"))),
     };
-    too_large(buf, len)?;
+    too_large(buf, len, limits)?;
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(Refusal::bad("incomplete request line"));
     };
@@ -88,29 +139,39 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<ReqHead>, Refusal> {
     };
     let raw: &[httparse::Header<'_>] = req.headers;
     let base = buf.as_ptr() as usize;
-    let target_span = (target.as_ptr() as usize - base, target.len());
-    let keep_alive = persists(raw, version);
     let body = framing(&method, version, raw)?;
-    let expect_continue = version == Version::HTTP_11
-        && values(raw, "expect").any(|v| v.trim().eq_ignore_ascii_case("100-continue"));
-    let spans: Vec<_> = raw
-        .iter()
-        .map(|h| {
-            (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
-            )
-        })
-        .collect();
-    // Values (and the target) share the head's buffer instead of each being copied.
-    let head = buf.split_to(len).freeze();
-    let (at, n) = target_span;
+    Ok(Some(Scanned {
+        len,
+        version,
+        target: (target.as_ptr() as usize - base, target.len()),
+        keep_alive: persists(raw, version),
+        expect_continue: version == Version::HTTP_11
+            && values(raw, "expect").any(|v| v.trim().eq_ignore_ascii_case("100-continue")),
+        spans: raw
+            .iter()
+            .map(|h| {
+                (
+                    h.name.as_ptr() as usize - base,
+                    h.name.len(),
+                    h.value.as_ptr() as usize - base,
+                    h.value.len(),
+                )
+            })
+            .collect(),
+        body,
+        method,
+    }))
+}
+
+/// Takes the scanned head off the front of `buf`; the target and the header values
+/// share its bytes instead of each being copied.
+fn build(buf: &mut BytesMut, s: Scanned) -> Result<ReqHead, Refusal> {
+    let head = buf.split_to(s.len).freeze();
+    let (at, n) = s.target;
     let uri = Uri::from_maybe_shared(head.slice(at..at + n))
         .map_err(|e| Refusal::bad(format!("invalid request target: {e}")))?;
-    let mut map = HeaderMap::with_capacity(spans.len());
-    for (name_at, name_len, value_at, value_len) in spans {
+    let mut map = HeaderMap::with_capacity(s.spans.len());
+    for (name_at, name_len, value_at, value_len) in s.spans {
         let raw_name = &head[name_at..name_at + name_len];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| {
             Refusal::bad(format!(
@@ -123,32 +184,38 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<ReqHead>, Refusal> {
         map.append(name, value);
     }
     let mut req = Request::new(());
-    *req.method_mut() = method;
+    *req.method_mut() = s.method;
     *req.uri_mut() = uri;
-    *req.version_mut() = version;
+    *req.version_mut() = s.version;
     *req.headers_mut() = map;
-    Ok(Some(ReqHead {
+    Ok(ReqHead {
         parts: req.into_parts().0,
-        body,
-        keep_alive,
-        expect_continue,
-    }))
+        body: s.body,
+        keep_alive: s.keep_alive,
+        expect_continue: s.expect_continue,
+    })
 }
 
 /// Refuses a head (of `len` bytes so far) that is over the limits: 414 while the
 /// request line alone is too long, 431 for the whole head.
-fn too_large(buf: &[u8], len: usize) -> Result<(), Refusal> {
+fn too_large(buf: &[u8], len: usize, limits: &HeadLimits) -> Result<(), Refusal> {
     let line = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    if line > MAX_REQUEST_LINE {
+    if line > limits.line {
         return Err(Refusal::new(
             Cause::UriTooLong,
-            format!("request line longer than {} KiB", MAX_REQUEST_LINE / 1024),
+            format!(
+                "request line longer than {} bytes (listeners[].max_request_line)",
+                limits.line
+            ),
         ));
     }
-    if len > MAX_HEAD {
+    if len > limits.head {
         return Err(Refusal::new(
             Cause::RequestHeaderTooLarge,
-            format!("request head larger than {} KiB", MAX_HEAD / 1024),
+            format!(
+                "request head larger than {} bytes (listeners[].max_request_head)",
+                limits.head
+            ),
         ));
     }
     Ok(())

@@ -1,7 +1,7 @@
 use super::*;
 
 fn parse_str(raw: &str) -> Result<Option<ReqHead>, Refusal> {
-    parse(&mut BytesMut::from(raw))
+    parse(&mut BytesMut::from(raw), &HeadLimits::default())
 }
 
 fn head(raw: &str) -> ReqHead {
@@ -17,7 +17,7 @@ fn a_head_is_parsed_and_consumed_leaving_what_follows() {
     let mut buf = BytesMut::from(
         "GET /p?q=1 HTTP/1.1\r\nHost: api.test\r\nX-A: 1\r\nX-A: 2\r\n\r\nGET /next",
     );
-    let h = parse(&mut buf).unwrap().unwrap();
+    let h = parse(&mut buf, &HeadLimits::default()).unwrap().unwrap();
     assert_eq!(h.parts.method, Method::GET);
     assert_eq!(h.parts.uri, "/p?q=1");
     assert_eq!(h.parts.version, Version::HTTP_11);
@@ -36,14 +36,14 @@ fn a_head_arriving_in_pieces_parses_once_whole_whatever_the_split() {
     let head_len = raw.len() - 3;
     for split in 0..raw.len() {
         let mut buf = BytesMut::from(&raw[..split]);
-        let first = parse(&mut buf).unwrap();
+        let first = parse(&mut buf, &HeadLimits::default()).unwrap();
         assert_eq!(first.is_some(), split >= head_len, "split at {split}");
         if first.is_some() {
             continue;
         }
         assert_eq!(buf.len(), split, "an incomplete head is left as it is");
         buf.extend_from_slice(&raw[split..]);
-        let h = parse(&mut buf).unwrap().unwrap();
+        let h = parse(&mut buf, &HeadLimits::default()).unwrap().unwrap();
         assert_eq!(h.body, BodyState::Length(3), "split at {split}");
         assert_eq!(&buf[..], b"abc");
     }
@@ -157,30 +157,34 @@ fn a_connect_has_no_body_and_keeps_its_authority() {
     assert_eq!(h.parts.uri.authority().unwrap(), "api.test:443");
 }
 
-#[test]
-fn oversized_heads_are_414_or_431_at_their_limits() {
+/// Each limit of `l`: at it the head parses, one byte (or header) over it is refused.
+fn edges(l: HeadLimits) {
+    let parse_with = |raw: &str| parse(&mut BytesMut::from(raw), &l);
     let target = |n: usize| format!("GET /{} HTTP/1.1\r\n", "a".repeat(n));
     // The request line alone: "GET /" + n + " HTTP/1.1\r" is n + 15 bytes before the LF.
-    let fits = MAX_REQUEST_LINE - 15;
-    assert!(parse_str(&(target(fits) + "Host: a\r\n\r\n"))
+    let fits = l.line - 15;
+    assert!(parse_with(&(target(fits) + "Host: a\r\n\r\n"))
         .unwrap()
         .is_some());
-    let e = refused(&(target(fits + 1) + "Host: a\r\n\r\n"));
+    let e = parse_with(&(target(fits + 1) + "Host: a\r\n\r\n")).unwrap_err();
     assert_eq!(e.cause, Cause::UriTooLong);
+    assert!(e.detail.contains(&format!("{} bytes", l.line)), "{e:?}");
     // Still incomplete, but already too long.
     assert_eq!(
-        refused(&target(MAX_REQUEST_LINE)[..MAX_REQUEST_LINE + 2]).cause,
+        parse_with(&target(l.line)[..l.line + 2]).unwrap_err().cause,
         Cause::UriTooLong
     );
     let big = |n: usize| format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "b".repeat(n));
     let overhead = big(0).len();
-    assert!(parse_str(&big(MAX_HEAD - overhead)).unwrap().is_some());
+    assert!(parse_with(&big(l.head - overhead)).unwrap().is_some());
+    let e = parse_with(&big(l.head - overhead + 1)).unwrap_err();
+    assert_eq!(e.cause, Cause::RequestHeaderTooLarge);
+    assert!(e.detail.contains("max_request_head"), "{e:?}");
+    let partial = format!("GET / HTTP/1.1\r\nX: {}", "b".repeat(l.head));
     assert_eq!(
-        refused(&big(MAX_HEAD - overhead + 1)).cause,
+        parse_with(&partial).unwrap_err().cause,
         Cause::RequestHeaderTooLarge
     );
-    let partial = format!("GET / HTTP/1.1\r\nX: {}", "b".repeat(MAX_HEAD));
-    assert_eq!(refused(&partial).cause, Cause::RequestHeaderTooLarge);
     let many = |n: usize| {
         let mut s = String::from("GET / HTTP/1.1\r\n");
         for i in 0..n {
@@ -188,9 +192,24 @@ fn oversized_heads_are_414_or_431_at_their_limits() {
         }
         s + "\r\n"
     };
-    assert!(parse_str(&many(MAX_HEADERS)).unwrap().is_some());
-    assert_eq!(
-        refused(&many(MAX_HEADERS + 1)).cause,
-        Cause::RequestHeaderTooLarge
-    );
+    assert!(parse_with(&many(l.headers)).unwrap().is_some());
+    let e = parse_with(&many(l.headers + 1)).unwrap_err();
+    assert_eq!(e.cause, Cause::RequestHeaderTooLarge);
+    assert!(e.detail.contains("max_request_headers"), "{e:?}");
+}
+
+#[test]
+fn oversized_heads_are_414_or_431_at_their_limits() {
+    edges(HeadLimits::default());
+    edges(HeadLimits {
+        line: 100,
+        head: 1024,
+        headers: 5,
+    });
+    // More headers than the stack holds: parsed into a vector.
+    edges(HeadLimits {
+        line: 64 * 1024,
+        head: 1024 * 1024,
+        headers: 500,
+    });
 }

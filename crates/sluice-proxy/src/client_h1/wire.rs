@@ -9,7 +9,6 @@
 //! then the driver (tokio keeps one reader's waker per socket, so two readers would
 //! lose wake-ups).
 
-use super::head::MAX_HEAD;
 use crate::client_io::ClientIo;
 use crate::error::ClientBodyError;
 use crate::h1_conn::BodyState;
@@ -26,6 +25,10 @@ use tokio::io::AsyncWrite;
 const READ_CHUNK: usize = 8 * 1024;
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Bytes of a pipelined request read ahead while the current one is answered; the
+/// rest waits in the socket until its turn.
+const READ_AHEAD: usize = 64 * 1024;
 
 pub struct Wire {
     pub io: ClientIo,
@@ -89,7 +92,7 @@ impl Wire {
     /// head's worth). True when the client is gone: its FIN (unless `half_close`: it
     /// may still read) or a failed socket.
     pub fn poll_client_gone(&mut self, cx: &mut Context<'_>, half_close: bool) -> bool {
-        while self.body.is_end() && !self.eof && self.buf.len() < MAX_HEAD {
+        while self.body.is_end() && !self.eof && self.buf.len() < READ_AHEAD {
             match self.poll_fill(cx) {
                 Poll::Ready(Ok(0)) => return !half_close,
                 Poll::Ready(Err(_)) => return true,

@@ -34,6 +34,7 @@ mod pooling;
 mod reload;
 mod reload_churn;
 mod reload_live;
+mod request_limits;
 mod resilience;
 mod routing;
 mod routing_headers;
