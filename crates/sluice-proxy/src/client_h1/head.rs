@@ -168,6 +168,16 @@ fn scan<'b>(
 fn build(buf: &mut BytesMut, s: Scanned) -> Result<ReqHead, Refusal> {
     let head = buf.split_to(s.len).freeze();
     let (at, n) = s.target;
+    let target = &head[at..at + n];
+    // `admin` or `host:80` would parse as an authority: only CONNECT takes that form
+    // (RFC 9112 §3.2); other methods need `/path`, `scheme://host/path` or `*`.
+    let has_scheme = target.windows(3).any(|w| w == b"://");
+    if s.method != Method::CONNECT && !(target.starts_with(b"/") || target == b"*" || has_scheme) {
+        return Err(Refusal::bad(format!(
+            "request target {:?} is neither origin-form (/path) nor absolute-form (http://host/path)",
+            String::from_utf8_lossy(target)
+        )));
+    }
     let uri = Uri::from_maybe_shared(head.slice(at..at + n))
         .map_err(|e| Refusal::bad(format!("invalid request target: {e}")))?;
     let mut map = HeaderMap::with_capacity(s.spans.len());
@@ -182,6 +192,15 @@ fn build(buf: &mut BytesMut, s: Scanned) -> Result<ReqHead, Refusal> {
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
             .map_err(|_| Refusal::bad(format!("invalid value of header {name}")))?;
         map.append(name, value);
+    }
+    // Repeated or listed equal values (`5, 5`) are one length: the origin gets that one
+    // value, so no two readers of the forwarded head can disagree about it.
+    if map.contains_key(header::CONTENT_LENGTH) {
+        let n = match s.body {
+            BodyState::Length(n) => n,
+            _ => 0,
+        };
+        map.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     let mut req = Request::new(());
     *req.method_mut() = s.method;
@@ -282,6 +301,19 @@ fn framing(
             let text = std::str::from_utf8(h.value)
                 .map_err(|_| Refusal::bad("invalid Transfer-Encoding value"))?;
             codings.extend(text.split(',').map(str::trim));
+        }
+        // RFC 9112 §6.1: chunked at most once. An origin that undoes it once would
+        // read the still-chunked rest as the body's bytes.
+        if codings
+            .iter()
+            .filter(|c| c.eq_ignore_ascii_case("chunked"))
+            .count()
+            > 1
+        {
+            return Err(Refusal::bad(format!(
+                "Transfer-Encoding {:?} applies chunked more than once",
+                codings.join(", ")
+            )));
         }
         return match codings.as_slice() {
             [one] if one.eq_ignore_ascii_case("chunked") => Ok(BodyState::Chunked(Chunked::new())),

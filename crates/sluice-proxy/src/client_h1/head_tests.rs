@@ -213,3 +213,41 @@ fn oversized_heads_are_414_or_431_at_their_limits() {
         headers: 500,
     });
 }
+
+#[test]
+fn only_connect_takes_an_authority_form_target() {
+    for bad in [
+        "GET admin HTTP/1.1",
+        "GET api.test:80 HTTP/1.1",
+        "POST a/b HTTP/1.1",
+    ] {
+        let e = refused(&format!("{bad}\r\nHost: a\r\n\r\n"));
+        assert_eq!(e.cause, Cause::BadRequest, "{bad}");
+        assert!(e.detail.contains("origin-form"), "{e:?}");
+    }
+    for good in [
+        "GET / HTTP/1.1",
+        "GET http://a/x HTTP/1.1",
+        "OPTIONS * HTTP/1.1",
+    ] {
+        assert!(parse_str(&format!("{good}\r\nHost: a\r\n\r\n"))
+            .unwrap()
+            .is_some());
+    }
+    assert!(parse_str("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn equal_content_lengths_are_forwarded_as_one() {
+    for raw in [
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 005\r\n\r\n",
+    ] {
+        let h = head(raw);
+        let values: Vec<_> = h.parts.headers.get_all("content-length").iter().collect();
+        assert_eq!(values, ["5"], "{raw:?}");
+        assert_eq!(h.body, BodyState::Length(5));
+    }
+}

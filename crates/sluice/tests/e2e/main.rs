@@ -39,6 +39,7 @@ mod resilience;
 mod routing;
 mod routing_headers;
 mod shutdown;
+mod smuggling;
 mod sockets;
 mod streaming;
 mod tls_listeners;
