@@ -21,6 +21,9 @@ mod watchers;
 pub use model::{
     Files, Group, Report, Selector, Snapshot, StatusPatch, Translation, GATEWAY_CONTROLLER,
 };
+/// For the fuzz target `snippet` (not an API).
+#[doc(hidden)]
+pub use snippet::{parse as parse_snippet, Reuse, Snippet};
 pub use source::{run, Sink};
 pub use translate::translate;
 

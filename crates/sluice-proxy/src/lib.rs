@@ -24,6 +24,8 @@ mod dns;
 mod egress;
 mod error;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h1_chunked;
 mod h1_conn;
 mod h1_wire;

@@ -70,6 +70,7 @@ mod process;
 pub mod raw;
 pub mod recording;
 pub mod reload;
+pub mod strict_h1;
 pub mod tls_client;
 mod veth;
 mod wait;
