@@ -383,9 +383,16 @@ impl Proxy {
                 Some(Ok(resp)) => {
                     let failed = resp.status().is_server_error()
                         && settings.passive.as_ref().is_some_and(|p| p.on_5xx);
-                    passive::record(self.metrics(), backend, &server, !failed, || {
-                        self.pools().forget(&server)
-                    });
+                    // A success counts once the body is complete (`RespBody` records
+                    // it, bodiless answers included): counted at the head, it would
+                    // reset the failures of bodies that break after it, and such a
+                    // server would never be ejected. A switch has no body to wait for.
+                    up.succeeded = !failed;
+                    if failed || resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        passive::record(self.metrics(), backend, &server, !failed, || {
+                            self.pools().forget(&server)
+                        });
+                    }
                     return Ok((resp, up, reused));
                 }
                 None => {

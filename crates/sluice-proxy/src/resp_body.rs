@@ -134,6 +134,10 @@ impl RespBody {
             }
             if let Some(c) = conn.take() {
                 if complete {
+                    let (backend, server) = (c.slot.group(), c.slot.member());
+                    if c.succeeded && backend.settings.passive.is_some() {
+                        passive::record(&backend.catalog.metrics, backend, server, true, || {});
+                    }
                     c.release();
                 }
             }

@@ -42,6 +42,9 @@ pub struct Upstream {
     /// Dropped after `conn`, so a queued request that gets the slot finds the
     /// connection already back in the pool.
     pub slot: Slot,
+    /// Its answer's head was not a failure to passive health: a complete body then
+    /// counts as the exchange's success (see `RespBody`).
+    pub succeeded: bool,
 }
 
 /// The connection of an [`Upstream`]; abandons an HTTP/1.1 one still held when dropped.
@@ -61,6 +64,7 @@ impl Upstream {
             conn: Held(Some(conn)),
             pools,
             slot,
+            succeeded: true,
         }
     }
 

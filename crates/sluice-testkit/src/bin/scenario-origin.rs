@@ -2,7 +2,7 @@
 //! `scripts/scenario/` (e.g. `port-exhaustion.sh`).
 //!
 //! ```text
-//! scenario-origin ADDR [--tls CERT_PEM KEY_PEM] [--delay-ms N]
+//! scenario-origin ADDR [--tls CERT_PEM KEY_PEM [--h2]] [--delay-ms N]
 //! ```
 //!
 //! * Listens on `ADDR` (`ip:port`, port 0 allowed) and prints `listening on <addr>` once
@@ -16,7 +16,8 @@
 //!   must be the client.
 //! * `--delay-ms N` waits N ms before answering each request (a slow server, for
 //!   `bench/balance/`).
-//! * `--tls` serves HTTPS (TLS 1.2/1.3, ALPN `http/1.1`) with the given PEM files.
+//! * `--tls` serves HTTPS (TLS 1.2/1.3, ALPN `http/1.1`) with the given PEM files;
+//!   with `--h2`, HTTP/2 only (ALPN `h2`), for an HTTP/2 upstream (`soak.sh`).
 //!
 //! Counting: `accepted` counts every accepted TCP connection; `open`/`peak_open` count
 //! only connections that have carried at least one request other than `/stats`, so the
@@ -25,7 +26,7 @@
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use sluice_testkit::body::Drip;
 use std::{
     convert::Infallible,
@@ -51,7 +52,7 @@ use tokio_rustls::{
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-const USAGE: &str = "usage: scenario-origin ADDR [--tls CERT_PEM KEY_PEM] [--delay-ms N]";
+const USAGE: &str = "usage: scenario-origin ADDR [--tls CERT_PEM KEY_PEM [--h2]] [--delay-ms N]";
 
 #[derive(Default)]
 struct Stats {
@@ -100,6 +101,7 @@ impl Drop for ConnGuard {
 struct Args {
     addr: SocketAddr,
     tls: Option<(String, String)>,
+    h2: bool,
     delay: std::time::Duration,
 }
 
@@ -115,8 +117,10 @@ fn parse_args() -> Result<Args, BoxError> {
         .map_err(|e| format!("bad ADDR {addr:?}: {e}\n{USAGE}"))?;
     let mut tls = None;
     let mut delay = std::time::Duration::ZERO;
+    let mut h2 = false;
     while let Some(flag) = args.next() {
         match flag.as_str() {
+            "--h2" => h2 = true,
             "--tls" => {
                 let cert = args.next().ok_or(USAGE)?;
                 let key = args.next().ok_or(USAGE)?;
@@ -133,10 +137,18 @@ fn parse_args() -> Result<Args, BoxError> {
             other => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
         }
     }
-    Ok(Args { addr, tls, delay })
+    if h2 && tls.is_none() {
+        return Err(format!("--h2 needs --tls\n{USAGE}").into());
+    }
+    Ok(Args {
+        addr,
+        tls,
+        h2,
+        delay,
+    })
 }
 
-fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, BoxError> {
+fn tls_acceptor(cert: &str, key: &str, h2: bool) -> Result<TlsAcceptor, BoxError> {
     let certs = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("{cert}: {e}"))?
         .collect::<Result<Vec<_>, _>>()
@@ -147,7 +159,11 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, BoxError> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![if h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -155,7 +171,7 @@ fn text(body: String) -> UnsyncBoxBody<Bytes, Infallible> {
     Full::new(Bytes::from(body)).boxed_unsync()
 }
 
-async fn serve<S>(stream: S, stats: Arc<Stats>, delay: std::time::Duration)
+async fn serve<S>(stream: S, stats: Arc<Stats>, delay: std::time::Duration, h2: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -185,6 +201,13 @@ where
             }))
         }
     });
+    if h2 {
+        let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        let _ = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+        return;
+    }
     let mut builder = http1::Builder::new();
     // Keep-alive, and no timer so no header-read timeout: the client always closes first.
     builder.keep_alive(true).header_read_timeout(None);
@@ -198,7 +221,7 @@ where
 async fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     let acceptor = match &args.tls {
-        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        Some((cert, key)) => Some(tls_acceptor(cert, key, args.h2)?),
         None => None,
     };
     let listener = TcpListener::bind(args.addr)
@@ -227,14 +250,14 @@ async fn main() -> Result<(), BoxError> {
         let stats = stats.clone();
         match &acceptor {
             None => {
-                tokio::spawn(serve(stream, stats, args.delay));
+                tokio::spawn(serve(stream, stats, args.delay, false));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let delay = args.delay;
+                let (delay, h2) = (args.delay, args.h2);
                 tokio::spawn(async move {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        serve(tls, stats, delay).await;
+                        serve(tls, stats, delay, h2).await;
                     }
                 });
             }

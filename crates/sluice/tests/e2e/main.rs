@@ -15,6 +15,7 @@ mod demo;
 mod dns;
 mod doctor;
 mod errors;
+mod faults;
 mod forward;
 mod grpc;
 mod health;
