@@ -31,7 +31,21 @@ impl H2Client {
 
     /// `GET http://authority/path`: the status and the body.
     pub async fn get(&self, authority: &str, path: &str) -> Result<(u16, Bytes), BoxError> {
-        let req = Request::get(format!("http://{authority}{path}")).body(())?;
+        self.get_with(authority, path, &[]).await
+    }
+
+    /// [`Self::get`] with extra request headers.
+    pub async fn get_with(
+        &self,
+        authority: &str,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Bytes), BoxError> {
+        let mut req = Request::get(format!("http://{authority}{path}"));
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let req = req.body(())?;
         let send = self.send.clone();
         let asking = async move {
             let mut send = send.ready().await?;

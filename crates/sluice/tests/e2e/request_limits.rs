@@ -2,11 +2,12 @@
 //! `max_request_head` and `max_request_headers` answer 414/431 one byte (or header)
 //! past them and let through what is exactly at them; `routes[].max_request_body`
 //! answers 413 for a declared length over it before anything reaches the origin (and
-//! without a `100 Continue`), and for a chunked body that grows past it.
+//! without a `100 Continue`), and for a chunked body that grows past it. HTTP/2
+//! clients are held to `max_request_headers` too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{Ending, Origin, RawConn, Sluice};
+use sluice_testkit::{Ending, H2Client, Origin, RawConn, Sluice};
 use std::time::Duration;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
@@ -17,7 +18,7 @@ fn config(origin: &Origin) -> String {
 log: {{format: json}}
 admin: {{bind: "127.0.0.1:0"}}
 listeners:
-  - {{name: egress, bind: "127.0.0.1:0", max_request_line: 100, max_request_head: 1024, max_request_headers: 5}}
+  - {{name: egress, bind: "127.0.0.1:0", http2: true, max_request_line: 100, max_request_head: 1024, max_request_headers: 5}}
 routes:
   - {{host: "*", backend: app, path_prefix: /upload, max_request_body: 10}}
   - {{host: "*", backend: app}}
@@ -167,4 +168,27 @@ async fn a_chunked_body_that_grows_past_the_limit_is_cut_off_and_answered_413() 
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(errors, 0.0, "not held against the origin: {metrics}");
+}
+
+#[tokio::test]
+async fn http2_requests_are_held_to_max_request_headers() {
+    let origin = Origin::start().await;
+    let sluice = Sluice::start(SLUICE, &config(&origin)).await;
+    let client = H2Client::connect(sluice.listener_addr("egress"))
+        .await
+        .unwrap();
+    let headers = |n: usize| -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("x-{i}"), "v".to_string()))
+            .collect()
+    };
+    let (status, _) = client.get_with("app.test", "/", &headers(5)).await.unwrap();
+    assert_eq!(status, 200, "five headers are the limit");
+    let (status, body) = client.get_with("app.test", "/", &headers(6)).await.unwrap();
+    assert_eq!(status, 431, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("max_request_headers"),
+        "{body:?}"
+    );
+    assert_eq!(origin.requests(), 1);
 }
