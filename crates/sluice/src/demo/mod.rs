@@ -38,8 +38,7 @@ pub fn run(calls: usize, exit_after: Option<Duration>) -> ExitCode {
 
 async fn demo(calls: usize, exit_after: Option<Duration>) -> Result<(), String> {
     let origin = origin::Origin::start().await?;
-    let dir = std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = private_dir()?;
     let ca = dir.join("demo-ca.pem");
     std::fs::write(&ca, &origin.ca_pem).map_err(|e| format!("{}: {e}", ca.display()))?;
     let config = dir.join("sluice.yaml");
@@ -95,6 +94,29 @@ backends:
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// A new 0700 directory under the temp dir. Created, never reused: a name someone
+/// else made first (a directory or a symlink planted in a shared /tmp) fails the
+/// attempt, and another name is tried.
+fn private_dir() -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    let mut last = String::new();
+    for attempt in 0..16u32 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = base.join(format!(
+            "sluice-demo-{}-{nanos:08x}{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => last = format!("{}: {e}", dir.display()),
+        }
+    }
+    Err(last)
 }
 
 /// The addresses of sluice's `demo` listener and admin listener, from its JSON log.
