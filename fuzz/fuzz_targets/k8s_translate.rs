@@ -1,7 +1,7 @@
 //! The Kubernetes translation (objects → routes and backends). The input is a JSON
 //! list of Ingress, Service, EndpointSlice, IngressClass, Secret and ConfigMap
-//! objects. Invariants: no panic; the order of the objects does not change the
-//! result; every route host is lower-case.
+//! objects. Invariants: no panic; the order of the objects (distinct, as in the
+//! watchers' stores) does not change the result; every route host is lower-case.
 #![no_main]
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -43,11 +43,35 @@ fn snapshot(objects: &[serde_json::Value]) -> Snapshot {
     s
 }
 
+/// What a reflector store can hold: one object per kind, namespace and name (the
+/// first here). Two objects with one key never reach the translation: the store is
+/// keyed by them, and the config refuses a namespace listed twice.
+fn distinct(objects: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let field = |o: &serde_json::Value, f: &str| {
+        o.pointer(f)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut seen = std::collections::HashSet::new();
+    objects
+        .into_iter()
+        .filter(|o| {
+            seen.insert((
+                field(o, "/kind"),
+                field(o, "/metadata/namespace"),
+                field(o, "/metadata/name"),
+            ))
+        })
+        .collect()
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(serde_json::Value::Array(objects)) = serde_json::from_slice::<serde_json::Value>(data)
     else {
         return;
     };
+    let objects = distinct(objects);
     let sel = Selector {
         class: "sluice".into(),
         status_address: None,

@@ -126,6 +126,14 @@ pub(crate) fn validate(k: &KubernetesSource) -> Result<(), (String, String)> {
                 format!("{ns:?} is not a namespace name (a DNS-1123 label: lower-case letters, digits and '-', at most 63)"),
             );
         }
+        // Each entry starts its own watchers, so a repeated one would show every
+        // object in it twice.
+        if k.namespaces[..i].contains(ns) {
+            return bad(
+                &format!("namespaces[{i}]"),
+                format!("{ns:?} is listed twice"),
+            );
+        }
     }
     if !dns_name(&k.ingress_class, 253, true) {
         return bad(

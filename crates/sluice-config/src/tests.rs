@@ -204,6 +204,11 @@ fn kubernetes_source_fields_are_checked_with_the_field_named() {
             "not a namespace name",
         ),
         (
+            "{namespaces: [shop, team-a, shop]}",
+            "sources.kubernetes.namespaces[2]",
+            "\"shop\" is listed twice",
+        ),
+        (
             "{ingress_class: \"\"}",
             "sources.kubernetes.ingress_class",
             "not an IngressClass",
