@@ -49,3 +49,41 @@ tree_rss() {
     done
     echo "$total"
 }
+
+# Bookkeeping. scenario_work NAME makes a fresh $WORK (/tmp/NAME.XXXXXX) and an empty
+# $PIDS; every process recorded in PIDS (PIDS+=($!)) is stopped on exit, then $WORK is
+# removed. stop_pids stops them earlier (and empties PIDS), e.g. between two halves.
+stop_pids() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PIDS=()
+}
+scenario_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_pids
+    rm -rf "$WORK"
+    exit "$rc"
+}
+scenario_work() {
+    WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()
+    trap scenario_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# test_certs LABEL SAN: a throw-away CA ($WORK/ca.pem, ca.key) and an origin
+# certificate for SAN (e.g. DNS:api.test,IP:127.0.0.1) signed by it
+# ($WORK/origin.pem, origin.key), EC P-256, valid two days.
+test_certs() {
+    local cn=${2%%,*}
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=$1 test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=${cn#*:}" -addext "subjectAltName=$2" \
+        -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
+        -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+        -keyout "$WORK/origin.key" -out "$WORK/origin.pem" 2>/dev/null
+}

@@ -128,28 +128,7 @@ ORIGIN_BIN=${ORIGIN_BIN:-$ROOT/target/release/scenario-origin}
 # ---------------------------------------------------------------------------------------
 # Bookkeeping: every process started is recorded and stopped on exit.
 # ---------------------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/reload-soak.XXXXXX)
-PIDS=()
-stop_all() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=()
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_all
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+scenario_work reload-soak
 
 # Process figures from /proc (wait_for, free_port, rss_kib, children_of and tree_rss
 # come from lib.sh).
@@ -160,13 +139,7 @@ pct_growth() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a > 0 ? (b - a) 
 # ---------------------------------------------------------------------------------------
 # Certificates and the origin (shared by both halves).
 # ---------------------------------------------------------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=reload-soak test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=$HOST" -addext "subjectAltName=DNS:$HOST,IP:127.0.0.1" \
-    -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
-    -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-    -keyout "$WORK/origin.key" -out "$WORK/origin.pem" 2>/dev/null
+test_certs reload-soak "DNS:$HOST,IP:127.0.0.1"
 
 "$ORIGIN_BIN" 127.0.0.1:0 --tls "$WORK/origin.pem" "$WORK/origin.key" >"$WORK/origin.log" 2>&1 &
 PIDS+=($!)

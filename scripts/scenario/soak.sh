@@ -46,27 +46,9 @@ fi
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
 ORIGIN_BIN=${ORIGIN_BIN:-$ROOT/target/release/scenario-origin}
 
-WORK=$(mktemp -d /tmp/soak.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+scenario_work soak
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=soak test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=$HOST" -addext "subjectAltName=DNS:$HOST" \
-    -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
-    -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-    -keyout "$WORK/origin.key" -out "$WORK/origin.pem" 2>/dev/null
+test_certs soak "DNS:$HOST"
 
 start_origin() { # NAME ARGS...
     local name=$1

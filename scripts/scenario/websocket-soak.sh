@@ -67,19 +67,7 @@ WS_LOAD_BIN=${WS_LOAD_BIN:-$ROOT/target/release/ws-load}
 # ws-load and the origin.
 ulimit -n $((CONNS * 4 + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-WORK=$(mktemp -d /tmp/websocket-soak.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+scenario_work websocket-soak
 
 "$WS_ORIGIN_BIN" >"$WORK/origin.out" 2>&1 &
 PIDS+=($!)

@@ -91,7 +91,7 @@ pub use h2_client::H2Client;
 pub use kube_api::KubeApi;
 pub use origin::{Origin, OriginBuilder, OriginStats};
 pub use process::{peak_rss_kib, rss_kib, Sluice, EXIT_TIMEOUT, STARTUP_TIMEOUT};
-pub use raw::{Ending, RawConn};
+pub use raw::{assert_sluice_answer, exchange, Ending, RawConn};
 pub use recording::{Message, RecordingOrigin};
 pub use reload::{check_config, ReloadCounts};
 pub use tls_client::TlsConn;

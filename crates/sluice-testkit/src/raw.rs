@@ -110,3 +110,24 @@ impl RawConn {
         self.stream
     }
 }
+
+/// Sends `request` on a new connection to `addr` and reads until the server ends it
+/// (or [`RAW_WAIT`] runs out): everything received and how it ended.
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> (String, Ending) {
+    let mut conn = RawConn::connect(addr).await;
+    conn.send(request).await;
+    conn.read_to_end(RAW_WAIT).await
+}
+
+/// Asserts `answer`, a raw response, is sluice's own `status` answer naming `cause` in
+/// its `sluice-error` header.
+pub fn assert_sluice_answer(answer: &str, status: u16, cause: &str) {
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{answer:?}"
+    );
+    assert!(
+        answer.contains(&format!("sluice-error: {cause}\r\n")),
+        "{answer}"
+    );
+}

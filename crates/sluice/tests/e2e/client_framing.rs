@@ -6,26 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{app_config, Ending, Origin, RawConn, Sluice};
-use std::time::Duration;
+use sluice_testkit::{app_config, assert_sluice_answer, exchange, Ending, Origin, RawConn, Sluice};
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
-async fn exchange(sluice: &Sluice, request: &[u8]) -> (String, Ending) {
-    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
-    conn.send(request).await;
-    conn.read_to_end(Duration::from_secs(10)).await
-}
-
 fn assert_answer(answer: &str, status: u16, cause: &str) {
-    assert!(
-        answer.starts_with(&format!("HTTP/1.1 {status} ")),
-        "{answer:?}"
-    );
-    assert!(
-        answer.contains(&format!("sluice-error: {cause}\r\n")),
-        "{answer}"
-    );
+    assert_sluice_answer(answer, status, cause);
     assert!(answer.contains("connection: close\r\n"), "{answer}");
 }
 
@@ -94,7 +80,7 @@ async fn requests_framed_two_ways_are_refused_and_nothing_reaches_the_origin() {
         ),
     ];
     for (request, status, cause, reason) in &cases {
-        let (answer, ending) = exchange(&sluice, request.as_bytes()).await;
+        let (answer, ending) = exchange(sluice.listener_addr("egress"), request.as_bytes()).await;
         assert_answer(&answer, *status, cause);
         assert!(answer.contains(reason), "{request:?}: {answer}");
         assert_eq!(
@@ -121,27 +107,27 @@ async fn oversized_request_lines_and_heads_get_414_and_431() {
         "GET /{} HTTP/1.1\r\nHost: app.test\r\n\r\n",
         "a".repeat(17 * 1024)
     );
-    let (answer, _) = exchange(&sluice, long_target.as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), long_target.as_bytes()).await;
     assert_answer(&answer, 414, "uri_too_long");
     let big_head = format!(
         "GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: {}\r\n\r\n",
         "b".repeat(65 * 1024)
     );
-    let (answer, _) = exchange(&sluice, big_head.as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), big_head.as_bytes()).await;
     assert_answer(&answer, 431, "request_header_too_large");
     let mut many = String::from("GET / HTTP/1.1\r\nHost: app.test\r\n");
     for i in 0..120 {
         many.push_str(&format!("X-{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    let (answer, _) = exchange(&sluice, many.as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), many.as_bytes()).await;
     assert_answer(&answer, 431, "request_header_too_large");
     // Just under the limits, the same requests go through.
     let fits = format!(
         "GET /{} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
         "a".repeat(15 * 1024)
     );
-    let (answer, _) = exchange(&sluice, fits.as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), fits.as_bytes()).await;
     assert!(
         answer.starts_with("HTTP/1.1 200 "),
         "{}",
@@ -177,7 +163,7 @@ async fn a_body_the_answer_did_not_need_ends_the_connection_after_the_answer() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
     let (answer, ending) = exchange(
-        &sluice,
+        sluice.listener_addr("egress"),
         b"POST / HTTP/1.1\r\nHost: app.test\r\nHost: b.test\r\nContent-Length: 5\r\n\r\n\
           helloGET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
     )

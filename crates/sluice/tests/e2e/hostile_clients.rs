@@ -6,7 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{app_config, get, Ending, Fault, FaultOrigin, Origin, RawConn, Sluice};
+use sluice_testkit::{
+    app_config, assert_sluice_answer, exchange, get, Ending, Fault, FaultOrigin, Origin, RawConn,
+    Sluice,
+};
 use std::time::Duration;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
@@ -21,18 +24,6 @@ fn with_listener(yaml: String, settings: &str) -> String {
         r#"bind: "127.0.0.1:0"}]"#,
         &format!(r#"bind: "127.0.0.1:0", {settings}}}]"#),
     )
-}
-
-/// Asserts `answer`, a raw response, is sluice's own `status` answer naming `cause`.
-fn assert_answer(answer: &str, status: u16, cause: &str) {
-    assert!(
-        answer.starts_with(&format!("HTTP/1.1 {status} ")),
-        "{answer:?}"
-    );
-    assert!(
-        answer.contains(&format!("sluice-error: {cause}\r\n")),
-        "{answer}"
-    );
 }
 
 /// `n` failures with `cause` were counted against the client, and none against a
@@ -53,13 +44,6 @@ async fn assert_blamed_on_the_client(sluice: &Sluice, cause: &str, n: u32) {
     );
 }
 
-/// Sends `request` on a fresh connection and reads until sluice closes it.
-async fn exchange(sluice: &Sluice, request: &[u8]) -> (String, Ending) {
-    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
-    conn.send(request).await;
-    conn.read_to_end(Duration::from_secs(10)).await
-}
-
 /// Item 1: a request whose own body is malformed (chunk size `zz`) is the client's
 /// fault: 400 `bad_request_body`, never 502, never an upstream error, never a health
 /// failure, so any number of them cannot eject a healthy server.
@@ -73,8 +57,8 @@ async fn a_malformed_request_body_is_400_and_never_ejects_the_server() {
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let bad = b"POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
     for _ in 0..6 {
-        let (answer, _) = exchange(&sluice, bad).await;
-        assert_answer(&answer, 400, "bad_request_body");
+        let (answer, _) = exchange(sluice.listener_addr("egress"), bad).await;
+        assert_sluice_answer(&answer, 400, "bad_request_body");
     }
     let ok = get(sluice.listener_addr("egress"), "app.test", "/after").await;
     assert_eq!(ok.status, 200, "the server must still take requests");
@@ -87,11 +71,11 @@ async fn a_duplicate_host_header_is_400() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
     let (answer, _) = exchange(
-        &sluice,
+        sluice.listener_addr("egress"),
         b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_answer(&answer, 400, "duplicate_host");
+    assert_sluice_answer(&answer, 400, "duplicate_host");
     assert_eq!(origin.requests(), 0);
 }
 
@@ -101,9 +85,7 @@ async fn a_duplicate_host_header_is_400() {
 async fn connection_cannot_strip_host_or_forwarding_headers() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
-    let (answer, _) = exchange(
-        &sluice,
-        b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: close, host, x-forwarded-for, x-custom\r\nx-custom: 1\r\n\r\n",
+    let (answer, _) = exchange(sluice.listener_addr("egress"), b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: close, host, x-forwarded-for, x-custom\r\nx-custom: 1\r\n\r\n",
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
@@ -125,15 +107,13 @@ async fn connection_cannot_strip_host_or_forwarding_headers() {
 async fn credentials_in_the_target_are_400_and_never_echoed_or_logged() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
-    let (answer, _) = exchange(
-        &sluice,
-        b"GET http://user:hunter2@app.test/private HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    let (answer, _) = exchange(sluice.listener_addr("egress"), b"GET http://user:hunter2@app.test/private HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_answer(&answer, 400, "credentials_in_uri");
+    assert_sluice_answer(&answer, 400, "credentials_in_uri");
     assert!(!answer.contains("hunter2"), "{answer}");
     let (answer, _) = exchange(
-        &sluice,
+        sluice.listener_addr("egress"),
         b"GET / HTTP/1.1\r\nHost: user:hunter2@app.test\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -182,7 +162,7 @@ async fn connect_options_star_and_other_schemes_are_refused_clearly() {
         let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
         conn.send(request).await;
         let answer = conn.read_until("\r\n\r\n").await;
-        assert_answer(&answer, status, cause);
+        assert_sluice_answer(&answer, status, cause);
     }
     assert_eq!(origin.requests(), 0);
 }
@@ -203,7 +183,7 @@ async fn a_slow_request_head_gets_408_and_idle_connections_close_silently() {
     let mut slow = RawConn::connect(addr).await;
     slow.send(b"GET / HTTP/1.1\r\nHost: app.te").await;
     let (answer, ending) = slow.read_to_end(Duration::from_secs(5)).await;
-    assert_answer(&answer, 408, "request_header_timeout");
+    assert_sluice_answer(&answer, 408, "request_header_timeout");
     assert_eq!(ending, Ending::Eof);
 
     let mut silent = RawConn::connect(addr).await;
@@ -253,7 +233,7 @@ async fn a_stalled_request_body_gets_408_and_is_not_held_against_the_server() {
     conn.send(b"POST /sink HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\nonly ten b")
         .await;
     let (answer, _) = conn.read_to_end(Duration::from_secs(5)).await;
-    assert_answer(&answer, 408, "request_body_timeout");
+    assert_sluice_answer(&answer, 408, "request_body_timeout");
     let ok = get(sluice.listener_addr("egress"), "app.test", "/").await;
     assert_eq!(ok.status, 200, "not ejected");
     assert_blamed_on_the_client(&sluice, "request_body_timeout", 1).await;
@@ -342,8 +322,8 @@ async fn a_malformed_request_body_is_the_clients_fault_over_http2_too() {
     let sluice = Sluice::start(SLUICE, &yaml).await;
     let bad = b"POST /sink HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n";
     for _ in 0..3 {
-        let (answer, _) = exchange(&sluice, bad).await;
-        assert_answer(&answer, 400, "bad_request_body");
+        let (answer, _) = exchange(sluice.listener_addr("egress"), bad).await;
+        assert_sluice_answer(&answer, 400, "bad_request_body");
     }
     let ok = get(sluice.listener_addr("egress"), "app.test", "/after").await;
     assert_eq!(ok.status, 200, "{}", ok.text());

@@ -6,30 +6,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sluice_testkit::{app_config, get, Conn, Origin, Sluice};
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 use tokio::time::Instant;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
-/// One backend `app` for every host, pointing at `origin`, with extra backend lines
-/// (already indented by four spaces) and extra top-level YAML.
-fn config(origin: &Origin, backend_extra: &str, top: &str) -> String {
-    format!(
+/// An origin, and sluice with one backend `app` for every host pointing at it, with
+/// extra backend lines (already indented by four spaces) and extra top-level YAML;
+/// and sluice's `egress` listener.
+async fn start(backend_extra: &str, top: &str) -> (Origin, Sluice, SocketAddr) {
+    let origin = Origin::start().await;
+    let yaml = format!(
         "{top}\n{}",
         app_config(&[origin.server_spec()], backend_extra)
-    )
+    );
+    let sluice = Sluice::start(SLUICE, &yaml).await;
+    let egress = sluice.listener_addr("egress");
+    (origin, sluice, egress)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_origin_never_sees_more_than_maxconn_under_50_concurrent_clients() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
+    let (origin, sluice, egress) = start(
         "    limits: {maxconn_per_server: 4}\n    timeouts: {queue: 30s}",
         "",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    )
+    .await;
     let clients: Vec<_> = (0..50)
         .map(|_| {
             tokio::spawn(async move {
@@ -69,14 +71,11 @@ async fn the_origin_never_sees_more_than_maxconn_under_50_concurrent_clients() {
 
 #[tokio::test]
 async fn a_request_that_waits_longer_than_timeout_queue_gets_503_queue_timeout() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
+    let (origin, sluice, egress) = start(
         "    limits: {maxconn_per_server: 1}\n    timeouts: {queue: 200ms}",
         "",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    )
+    .await;
     let slow = tokio::spawn(async move { get(egress, "api.test", "/delay/3000").await });
     origin.wait_until(|s| s.in_flight == 1).await;
 
@@ -101,14 +100,11 @@ async fn a_request_that_waits_longer_than_timeout_queue_gets_503_queue_timeout()
 
 #[tokio::test]
 async fn a_request_predicted_to_wait_past_timeout_queue_is_refused_without_waiting() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
+    let (origin, sluice, egress) = start(
         "    limits: {maxconn_per_server: 1}\n    timeouts: {queue: 300ms}",
         "",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    )
+    .await;
     // Teaches sluice that a request holds its slot for about a second.
     assert_eq!(get(egress, "api.test", "/delay/1000").await.status, 200);
     let slow = tokio::spawn(async move { get(egress, "api.test", "/delay/2000").await });
@@ -129,14 +125,11 @@ async fn a_request_predicted_to_wait_past_timeout_queue_is_refused_without_waiti
 
 #[tokio::test]
 async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_still_succeeds() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
+    let (origin, sluice, egress) = start(
         "    limits: {maxconn_per_server: 1, max_queue: 1}\n    timeouts: {queue: 30s}",
         "",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    )
+    .await;
     let first = tokio::spawn(async move { get(egress, "api.test", "/delay/1500").await });
     origin.wait_until(|s| s.in_flight == 1).await;
     let second = tokio::spawn(async move { get(egress, "api.test", "/").await });
@@ -160,14 +153,8 @@ async fn a_full_queue_answers_503_queue_full_at_once_and_the_queued_request_stil
 
 #[tokio::test]
 async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
-        "",
-        "limits: {max_client_connections: 2, when_full: wait}",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    let (origin, sluice, egress) =
+        start("", "limits: {max_client_connections: 2, when_full: wait}").await;
 
     let mut a = Conn::open(egress).await;
     assert_eq!(a.get("api.test", "/").await.status, 200);
@@ -193,10 +180,7 @@ async fn at_max_client_connections_sluice_stops_accepting_until_a_client_leaves(
 /// metric counts it) instead of waiting; once a client leaves, the next is served.
 #[tokio::test]
 async fn at_max_client_connections_new_clients_get_a_fast_503_overloaded() {
-    let origin = Origin::start().await;
-    let yaml = config(&origin, "", "limits: {max_client_connections: 2}");
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    let (origin, sluice, egress) = start("", "limits: {max_client_connections: 2}").await;
     let mut a = Conn::open(egress).await;
     assert_eq!(a.get("api.test", "/").await.status, 200);
     let mut b = Conn::open(egress).await;
@@ -236,14 +220,8 @@ async fn at_max_client_connections_new_clients_get_a_fast_503_overloaded() {
 /// 503 while `/healthz` stays 200; once shedding stops, ready again.
 #[tokio::test]
 async fn sustained_shedding_turns_readyz_not_ready_and_healthz_stays_ok() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
-        "",
-        "limits: {max_client_connections: 1, unready_after: 2s}",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let egress = sluice.listener_addr("egress");
+    let (_origin, sluice, egress) =
+        start("", "limits: {max_client_connections: 1, unready_after: 2s}").await;
     let mut held = Conn::open(egress).await;
     assert_eq!(held.get("api.test", "/").await.status, 200);
     let ready = |s: &Sluice| {
@@ -288,14 +266,12 @@ async fn sustained_shedding_turns_readyz_not_ready_and_healthz_stays_ok() {
 /// packet is sent.
 #[tokio::test]
 async fn eaddrnotavail_is_visible_in_the_answer_and_the_errno_metric() {
-    let origin = Origin::start().await;
-    let yaml = config(
-        &origin,
+    let (origin, sluice, egress) = start(
         "    source_addresses: [192.0.2.1]\n    retries: {attempts: 0}",
         "",
-    );
-    let sluice = Sluice::start(SLUICE, &yaml).await;
-    let r = get(sluice.listener_addr("egress"), "api.test", "/").await;
+    )
+    .await;
+    let r = get(egress, "api.test", "/").await;
     assert_eq!(r.status, 502);
     assert_eq!(r.header("sluice-error"), Some("connect_addr_not_available"));
     assert!(r.text().contains("from 192.0.2.1"), "{}", r.text());

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{Ending, H2Client, Origin, RawConn, Sluice};
+use sluice_testkit::{assert_sluice_answer, exchange, H2Client, Origin, RawConn, Sluice};
 use std::time::Duration;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
@@ -30,21 +30,8 @@ backends:
     )
 }
 
-async fn exchange(sluice: &Sluice, request: &[u8]) -> (String, Ending) {
-    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
-    conn.send(request).await;
-    conn.read_to_end(Duration::from_secs(10)).await
-}
-
 fn assert_refused(answer: &str, status: u16, cause: &str, field: &str) {
-    assert!(
-        answer.starts_with(&format!("HTTP/1.1 {status} ")),
-        "{answer:?}"
-    );
-    assert!(
-        answer.contains(&format!("sluice-error: {cause}\r\n")),
-        "{answer}"
-    );
+    assert_sluice_answer(answer, status, cause);
     assert!(answer.contains(field), "the answer names {field}: {answer}");
 }
 
@@ -63,8 +50,12 @@ async fn head_limits_from_the_config_hold_at_their_edges() {
             "a".repeat(n)
         )
     };
-    assert_ok(&exchange(&sluice, line(85).as_bytes()).await.0);
-    let (answer, _) = exchange(&sluice, line(86).as_bytes()).await;
+    assert_ok(
+        &exchange(sluice.listener_addr("egress"), line(85).as_bytes())
+            .await
+            .0,
+    );
+    let (answer, _) = exchange(sluice.listener_addr("egress"), line(86).as_bytes()).await;
     assert_refused(&answer, 414, "uri_too_long", "max_request_line");
 
     let head = |n: usize| {
@@ -74,8 +65,19 @@ async fn head_limits_from_the_config_hold_at_their_edges() {
         )
     };
     let overhead = head(0).len();
-    assert_ok(&exchange(&sluice, head(1024 - overhead).as_bytes()).await.0);
-    let (answer, _) = exchange(&sluice, head(1024 - overhead + 1).as_bytes()).await;
+    assert_ok(
+        &exchange(
+            sluice.listener_addr("egress"),
+            head(1024 - overhead).as_bytes(),
+        )
+        .await
+        .0,
+    );
+    let (answer, _) = exchange(
+        sluice.listener_addr("egress"),
+        head(1024 - overhead + 1).as_bytes(),
+    )
+    .await;
     assert_refused(&answer, 431, "request_header_too_large", "max_request_head");
 
     let headers = |n: usize| {
@@ -85,8 +87,12 @@ async fn head_limits_from_the_config_hold_at_their_edges() {
         }
         r + "\r\n"
     };
-    assert_ok(&exchange(&sluice, headers(5).as_bytes()).await.0);
-    let (answer, _) = exchange(&sluice, headers(6).as_bytes()).await;
+    assert_ok(
+        &exchange(sluice.listener_addr("egress"), headers(5).as_bytes())
+            .await
+            .0,
+    );
+    let (answer, _) = exchange(sluice.listener_addr("egress"), headers(6).as_bytes()).await;
     assert_refused(
         &answer,
         431,
@@ -106,13 +112,13 @@ async fn a_body_over_the_routes_limit_gets_413_and_one_at_it_goes_through() {
             "b".repeat(len)
         )
     };
-    let (answer, _) = exchange(&sluice, post(10).as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), post(10).as_bytes()).await;
     assert_ok(&answer);
     assert!(
         answer.contains("x-origin-body-bytes: 10\r\n"),
         "the whole body arrived: {answer}"
     );
-    let (answer, _) = exchange(&sluice, post(11).as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), post(11).as_bytes()).await;
     assert_refused(&answer, 413, "request_body_too_large", "max_request_body");
     assert!(answer.contains("11-byte body"), "{answer}");
     assert_eq!(
@@ -136,7 +142,11 @@ async fn a_body_over_the_routes_limit_gets_413_and_one_at_it_goes_through() {
         "POST /other HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n{}",
         "c".repeat(5000)
     );
-    assert_ok(&exchange(&sluice, big.as_bytes()).await.0);
+    assert_ok(
+        &exchange(sluice.listener_addr("egress"), big.as_bytes())
+            .await
+            .0,
+    );
     assert_eq!(origin.requests(), 2);
 }
 
@@ -146,13 +156,13 @@ async fn a_chunked_body_that_grows_past_the_limit_is_cut_off_and_answered_413() 
     let sluice = Sluice::start(SLUICE, &config(&origin)).await;
     let fits = "POST /upload HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\
                 Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n";
-    let (answer, _) = exchange(&sluice, fits.as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), fits.as_bytes()).await;
     assert_ok(&answer);
     assert!(answer.contains("x-origin-body-bytes: 10\r\n"), "{answer}");
 
     let over = "POST /upload HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\
                 Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n";
-    let (answer, _) = exchange(&sluice, over.as_bytes()).await;
+    let (answer, _) = exchange(sluice.listener_addr("egress"), over.as_bytes()).await;
     assert_refused(&answer, 413, "request_body_too_large", "max_request_body");
     assert!(!answer.contains("x-origin-body-bytes"), "{answer}");
     let metrics = sluice.metrics().await;

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sluice_testkit::{app_config, Ending, Message, RawConn, RecordingOrigin, Sluice};
+use sluice_testkit::{app_config, exchange, Ending, Message, RawConn, RecordingOrigin, Sluice};
 use std::time::Duration;
 
 const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
@@ -19,12 +19,6 @@ async fn start() -> (RecordingOrigin, Sluice) {
     let origin = RecordingOrigin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
     (origin, sluice)
-}
-
-async fn exchange(sluice: &Sluice, request: &[u8]) -> (String, Ending) {
-    let mut conn = RawConn::connect(sluice.listener_addr("egress")).await;
-    conn.send(request).await;
-    conn.read_to_end(Duration::from_secs(10)).await
 }
 
 fn status(answer: &str) -> u16 {
@@ -215,7 +209,7 @@ async fn accepted_requests_reach_the_origin_as_one_unambiguous_message() {
     let mut seen = 0;
     let mut failures = Vec::new();
     for (what, request, check) in accepted_cases() {
-        let (answer, _) = exchange(&sluice, request.as_bytes()).await;
+        let (answer, _) = exchange(sluice.listener_addr("egress"), request.as_bytes()).await;
         if !answer.starts_with("HTTP/1.1 200 ") {
             failures.push(format!("{what}: not forwarded:\n{answer}"));
             continue;
@@ -258,7 +252,7 @@ async fn broken_chunked_bodies_are_400_and_no_request_completes_at_the_origin() 
     let mut failures = Vec::new();
     for (what, body) in cases {
         let request = format!("{POST}Transfer-Encoding: chunked\r\n\r\n{body}{SMUGGLED}");
-        let (answer, _) = exchange(&sluice, request.as_bytes()).await;
+        let (answer, _) = exchange(sluice.listener_addr("egress"), request.as_bytes()).await;
         if !(answer.starts_with("HTTP/1.1 400 ")
             && answer.contains("sluice-error: bad_request_body\r\n"))
         {
@@ -268,7 +262,7 @@ async fn broken_chunked_bodies_are_400_and_no_request_completes_at_the_origin() 
     // A good request after them: on a pooled connection, what a broken one left
     // behind would make it unreadable.
     let (answer, _) = exchange(
-        &sluice,
+        sluice.listener_addr("egress"),
         b"GET /after HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
     )
     .await;
