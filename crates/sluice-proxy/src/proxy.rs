@@ -248,8 +248,10 @@ impl Proxy {
         };
         let req = Request::from_parts(parts, body);
 
+        // The server last tried, for the log of a request that failed there.
+        let mut tried = None;
         match self
-            .forward(backend, req, hash, upload.as_deref(), switching)
+            .forward(backend, req, hash, upload.as_deref(), switching, &mut tried)
             .await
         {
             Ok((resp, up, reused)) => {
@@ -289,13 +291,19 @@ impl Proxy {
                 body.on_complete(done);
                 Response::from_parts(rparts, body)
             }
-            Err(e) => self.fail(e, done, &request_id, Some(backend)),
+            Err(e) => {
+                let server = tried.map(|s| s.label.clone());
+                if let Some(l) = &mut done.log {
+                    l.upstream.clone_from(&server);
+                }
+                self.fail_at(e, done, &request_id, Some(backend), server.as_ref())
+            }
         }
     }
 
     /// Sends `req` to a server of `backend` and returns the response head. `upgrade`:
     /// the request asks for a protocol switch, so it goes over HTTP/1.1 and a `101`
-    /// may answer it.
+    /// may answer it. `tried` is set to each server as it is tried.
     ///
     /// Retries:
     /// - a request hyper hands back unsent, or one cut by the origin closing a pooled
@@ -312,6 +320,7 @@ impl Proxy {
         hash: Option<u64>,
         upload: Option<&Upload>,
         upgrade: bool,
+        tried: &mut Option<Arc<Server>>,
     ) -> Result<(Response<UpBody>, Upstream, bool), ProxyError> {
         let settings = &backend.settings;
         let replayable = matches!(req.body(), ReqBody::Empty)
@@ -324,6 +333,7 @@ impl Proxy {
         loop {
             let slot = limit::acquire(backend, hash, avoid.as_ref()).await?;
             let server = slot.member().clone();
+            *tried = Some(server.clone());
             let acquired = upstream::acquire(
                 self.pools(),
                 self.metrics(),
@@ -537,9 +547,21 @@ impl Proxy {
     fn fail(
         &self,
         e: ProxyError,
+        done: Completion,
+        request_id: &HeaderValue,
+        backend: Option<&Backend>,
+    ) -> Response<RespBody> {
+        self.fail_at(e, done, request_id, backend, None)
+    }
+
+    /// [`Self::fail`] for a request that failed at `server`.
+    fn fail_at(
+        &self,
+        e: ProxyError,
         mut done: Completion,
         request_id: &HeaderValue,
         backend: Option<&Backend>,
+        server: Option<&Name>,
     ) -> Response<RespBody> {
         if e.cause.party() == Party::Client {
             tracing::debug!(cause = e.cause.as_str(), status = e.cause.code(), detail = %e.detail, "request rejected");
@@ -547,6 +569,7 @@ impl Proxy {
             tracing::warn!(
                 request_id = %request_id_str(request_id),
                 backend = %backend.map_or("-", |b| b.name.as_str()),
+                upstream = %server.map_or("-", Name::as_str),
                 cause = e.cause.as_str(),
                 status = e.cause.code(),
                 detail = %e.detail,

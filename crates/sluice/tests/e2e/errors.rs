@@ -94,6 +94,8 @@ async fn an_origin_certificate_from_another_ca_is_502_tls_verify_failed_everywhe
     assert_eq!(event["fields"]["cause"], "tls_verify_failed");
     assert_eq!(event["fields"]["backend"], "app");
     assert_eq!(event["fields"]["status"], 502);
+    let server = origin.server_spec();
+    assert_eq!(event["fields"]["upstream"].as_str(), Some(server.as_str()));
 
     let access = sluice.wait_for_access_log(1).await;
     let entry = &access[0]["fields"];
@@ -101,6 +103,7 @@ async fn an_origin_certificate_from_another_ca_is_502_tls_verify_failed_everywhe
     assert_eq!(entry["status"], 502);
     assert_eq!(entry["request_id"], request_id);
     assert_eq!(entry["backend"], "app");
+    assert_eq!(entry["upstream"].as_str(), Some(server.as_str()));
 
     let text = sluice.metrics().await;
     assert!(

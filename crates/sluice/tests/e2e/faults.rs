@@ -537,6 +537,11 @@ async fn assert_released_and_blamed_on_the_client(origin: &Origin, sluice: &Slui
     sluice.wait_for_metric(&gauge, |v| v == 0.0).await;
     let entry = sluice.wait_for_access_log(1).await[0]["fields"].clone();
     assert_eq!(entry["cause"], "client_closed", "{entry}");
+    assert_eq!(
+        entry["upstream"].as_str(),
+        Some(origin.server_spec().as_str()),
+        "the log names the server the request had reached: {entry}"
+    );
     sluice.wait_for_metric(client_closed(), |v| v == 1.0).await;
     assert_no_upstream_blame(&sluice.metrics().await);
     let r = get(sluice.listener_addr("egress"), "app.test", "/next").await;
