@@ -97,6 +97,8 @@ struct Scanned {
     /// (name at, name length, value at, value length) per header.
     spans: Vec<(usize, usize, usize, usize)>,
     body: BodyState,
+    /// The head has a `Content-Length`, to be forwarded as the one value read.
+    content_length: bool,
     keep_alive: bool,
     expect_continue: bool,
 }
@@ -139,13 +141,23 @@ fn scan<'b>(
     };
     let raw: &[httparse::Header<'_>] = req.headers;
     let base = buf.as_ptr() as usize;
-    let body = framing(&method, version, raw)?;
+    let seen = Seen::of(raw);
+    let body = if seen.transfer_encoding || seen.content_length {
+        framing(&method, version, raw)?
+    } else {
+        BodyState::Done
+    };
     Ok(Some(Scanned {
         len,
         version,
         target: (target.as_ptr() as usize - base, target.len()),
-        keep_alive: persists(raw, version),
-        expect_continue: version == Version::HTTP_11
+        keep_alive: if seen.connection {
+            persists(raw, version)
+        } else {
+            version == Version::HTTP_11
+        },
+        expect_continue: seen.expect
+            && version == Version::HTTP_11
             && values(raw, "expect").any(|v| v.trim().eq_ignore_ascii_case("100-continue")),
         spans: raw
             .iter()
@@ -159,6 +171,7 @@ fn scan<'b>(
             })
             .collect(),
         body,
+        content_length: seen.content_length,
         method,
     }))
 }
@@ -171,8 +184,9 @@ fn build(buf: &mut BytesMut, s: Scanned) -> Result<ReqHead, Refusal> {
     let target = &head[at..at + n];
     // `admin` or `host:80` would parse as an authority: only CONNECT takes that form
     // (RFC 9112 §3.2); other methods need `/path`, `scheme://host/path` or `*`.
-    let has_scheme = target.windows(3).any(|w| w == b"://");
-    if s.method != Method::CONNECT && !(target.starts_with(b"/") || target == b"*" || has_scheme) {
+    let has_scheme = || target.windows(3).any(|w| w == b"://");
+    if s.method != Method::CONNECT && !(target.starts_with(b"/") || target == b"*" || has_scheme())
+    {
         return Err(Refusal::bad(format!(
             "request target {:?} is neither origin-form (/path) nor absolute-form (http://host/path)",
             String::from_utf8_lossy(target)
@@ -195,7 +209,7 @@ fn build(buf: &mut BytesMut, s: Scanned) -> Result<ReqHead, Refusal> {
     }
     // Repeated or listed equal values (`5, 5`) are one length: the origin gets that one
     // value, so no two readers of the forwarded head can disagree about it.
-    if map.contains_key(header::CONTENT_LENGTH) {
+    if s.content_length {
         let n = match s.body {
             BodyState::Length(n) => n,
             _ => 0,
@@ -238,6 +252,35 @@ fn too_large(buf: &[u8], len: usize, limits: &HeadLimits) -> Result<(), Refusal>
         ));
     }
     Ok(())
+}
+
+/// Which of the headers that `scan` reads the head has, found in one pass that compares
+/// each name at most once: most requests have none but `Connection`, and then the
+/// passes over the headers that read them are skipped.
+#[derive(Default)]
+struct Seen {
+    connection: bool,
+    content_length: bool,
+    expect: bool,
+    transfer_encoding: bool,
+}
+
+impl Seen {
+    fn of(raw: &[httparse::Header<'_>]) -> Self {
+        let mut seen = Self::default();
+        for h in raw {
+            let name = h.name.as_bytes();
+            let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+            match name.len() {
+                6 => seen.expect |= is("expect"),
+                10 => seen.connection |= is("connection"),
+                14 => seen.content_length |= is("content-length"),
+                17 => seen.transfer_encoding |= is("transfer-encoding"),
+                _ => {}
+            }
+        }
+        seen
+    }
 }
 
 /// The values of header `name` (given in lower case), as text (others are skipped).
