@@ -198,15 +198,7 @@ else
 fi
 
 # A throw-away CA and a certificate for origin.test signed by it (--nat only).
-make_certs() {
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=sluice-px test CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=$ORIGIN_NAME" -addext "subjectAltName=DNS:$ORIGIN_NAME" \
-        -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
-        -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-        -keyout "$WORK/origin.key" -out "$WORK/origin.pem" 2>/dev/null
-}
+make_certs() { test_certs sluice-px "DNS:$ORIGIN_NAME"; }
 
 lab_up() {
     local tag=$1
