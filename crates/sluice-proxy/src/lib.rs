@@ -24,7 +24,7 @@ mod dns;
 mod egress;
 mod error;
 mod forward;
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod h1_chunked;
 mod h1_conn;
