@@ -52,7 +52,7 @@ tree_rss() {
 
 # Bookkeeping. scenario_work NAME makes a fresh $WORK (/tmp/NAME.XXXXXX) and an empty
 # $PIDS; every process recorded in PIDS (PIDS+=($!)) is stopped on exit, then $WORK is
-# removed. stop_pids stops them earlier (and empties PIDS), e.g. between two halves.
+# removed. stop_pids stops them (and empties PIDS).
 stop_pids() {
     local pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -270,13 +270,14 @@ impl Proxy {
                         tunnels: &self.registry.tunnels,
                         metrics: &self.registry.metrics.tunnels,
                     };
+                    let server = up.slot.member().label.clone();
                     return match upgrade::switch(resp, up, s, request_id.clone()) {
                         Ok(mut resp) => {
                             done.labels.status = resp.status().as_u16();
                             resp.body_mut().on_complete(done);
                             resp
                         }
-                        Err(e) => self.fail(e, done, &request_id, Some(backend)),
+                        Err(e) => self.fail_at(e, done, &request_id, Some(backend), Some(&server)),
                     };
                 }
                 let (mut rparts, rbody) = resp.into_parts();

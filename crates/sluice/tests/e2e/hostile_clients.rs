@@ -85,7 +85,9 @@ async fn a_duplicate_host_header_is_400() {
 async fn connection_cannot_strip_host_or_forwarding_headers() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
-    let (answer, _) = exchange(sluice.listener_addr("egress"), b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: close, host, x-forwarded-for, x-custom\r\nx-custom: 1\r\n\r\n",
+    let (answer, _) = exchange(
+        sluice.listener_addr("egress"),
+        b"GET /x HTTP/1.1\r\nHost: app.test\r\nConnection: close, host, x-forwarded-for, x-custom\r\nx-custom: 1\r\n\r\n",
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
@@ -107,7 +109,9 @@ async fn connection_cannot_strip_host_or_forwarding_headers() {
 async fn credentials_in_the_target_are_400_and_never_echoed_or_logged() {
     let origin = Origin::start().await;
     let sluice = Sluice::start(SLUICE, &app_config(&[origin.server_spec()], "")).await;
-    let (answer, _) = exchange(sluice.listener_addr("egress"), b"GET http://user:hunter2@app.test/private HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    let (answer, _) = exchange(
+        sluice.listener_addr("egress"),
+        b"GET http://user:hunter2@app.test/private HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_sluice_answer(&answer, 400, "credentials_in_uri");
