@@ -145,13 +145,16 @@ pub async fn acquire(
         if http1 || !wants_h2(backend, server) {
             break;
         }
-        if let Some(s) = h2::checkout(&pools.h2, backend, server) {
+        let take = || h2::checkout(&pools.h2, backend, server);
+        if let Some(s) = take() {
             return Ok((Conn::H2(s), round == 0));
         }
         // One open at a time per server, shared by everyone who needs it: a burst
         // shares the first connection, and when that open fails they all fail at once
         // (one connect timeout in total, not one per waiting request).
-        opened(pools, metrics, backend, server).await?;
+        if let Some(s) = opened(pools, metrics, backend, server, take).await? {
+            return Ok((Conn::H2(s), round == 0));
+        }
     }
     if !fresh {
         while let Some(mut pooled) = server.idle.checkout() {
@@ -171,17 +174,26 @@ pub async fn acquire(
 /// every request that needs one waits for the same connect. The open runs in a task of
 /// its own: it finishes (and records its failure against the server, once) even when
 /// every request that waited for it has gone.
-async fn opened(
+///
+/// `take` is tried again under the lock before a new open starts, and what it gives
+/// is returned instead: an open that ended between the caller's own try and the lock
+/// has already put its connection in the pool (its task clears the slot after), and
+/// without this second look a burst's late waiter would open one more connection.
+async fn opened<T>(
     pools: &Pools,
     metrics: &Metrics,
     backend: &Arc<Backend>,
     server: &Arc<Server>,
-) -> Result<(), ProxyError> {
+    take: impl FnOnce() -> Option<T>,
+) -> Result<Option<T>, ProxyError> {
     let opening = {
         let mut slot = server.h2_opening.lock();
         match &*slot {
             Some(o) => o.outcome.clone(),
             None => {
+                if let Some(t) = take() {
+                    return Ok(Some(t));
+                }
                 let o = spawn_open(pools, metrics, backend, server);
                 let outcome = o.outcome.clone();
                 *slot = Some(o);
@@ -189,7 +201,7 @@ async fn opened(
             }
         }
     };
-    opening.await
+    opening.await.map(|()| None)
 }
 
 /// Called with the server's `h2_opening` locked.
@@ -312,10 +324,13 @@ pub async fn warm(
     server: &Arc<Server>,
 ) -> Result<(), ProxyError> {
     if wants_h2(backend, server) {
-        if pools.h2.count(&server.key) > 0 {
+        let has_one = || (pools.h2.count(&server.key) > 0).then_some(());
+        if has_one().is_some() {
             return Ok(());
         }
-        return opened(pools, metrics, backend, server).await;
+        return opened(pools, metrics, backend, server, has_one)
+            .await
+            .map(drop);
     }
     open_into_pool(pools, metrics, backend, server).await
 }
