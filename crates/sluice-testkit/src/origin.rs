@@ -42,6 +42,7 @@
 //! | `/sink` | reads the body without keeping it; 200 with the byte count as text, `x-origin-body-intact: true/false` |
 //! | `/status/<code>` | that status; 204 and 304 have no body |
 //! | `/delay/<ms>` | waits, then as the default |
+//! | `/gate/<n>` | waits until `n` requests have been in flight at once (`max_in_flight` ≥ n; at most 10 s), then as the default: a burst held together without guessing how long it takes to arrive |
 //! | `/truncate/<N>` | announces `Content-Length: 2N`, sends N bytes, then drops the connection (HTTP/2: resets the stream) |
 //! | `/drop` | drops the connection without a response (HTTP/2: resets the stream) |
 //!

@@ -2,6 +2,7 @@
 
 use super::Shared;
 use crate::body::{Drip, Generated, PatternCheck};
+use crate::wait;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -124,6 +125,13 @@ pub(super) async fn handle(
         ("drop", None) => return Err(io::Error::other("/drop: closing without a response")),
         ("delay", Some(ms)) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
+            hello(req.into_body()).await
+        }
+        ("gate", Some(n)) => {
+            // The high-water mark, not the current count: it latches, so every held
+            // request is let go by the n-th arrival even as the first ones finish.
+            let max = || shared.max_in_flight.load(SeqCst) >= n;
+            wait::until(&shared.changed, wait::DEFAULT_WAIT, max).await;
             hello(req.into_body()).await
         }
         _ => hello(req.into_body()).await,
